@@ -1,0 +1,320 @@
+"""Flow-level (fluid) network: max-min fair sharing of links, recomputed only where it changed.
+
+A flow moves `num_bytes` along a path of directed links. While it is active it holds a rate (its
+max-min fair share over every link of its path, see `maxmin.py`). Rates change only when a flow
+starts or completes, or when a link's background load changes; then only the flows connected to
+that change (the connected component of flows sharing links, transitively) are recomputed.
+
+Timing of one flow: it takes its share of the links from `start`; the first `latency` seconds
+(the sum of its links' latencies) move no bytes; afterwards bytes drain at its current rate. So
+one flow alone finishes at `start + latency + num_bytes / bandwidth`.
+
+The engine owns the event heap. After each `start`/`complete`/`set_background` it calls
+`pop_updates()`, which returns one `FlowUpdate(flow_id, version, finish_s)` per flow whose finish
+time moved; heap entries whose version is no longer current (`is_current`) are stale and skipped
+(lazy invalidation). At a current entry's time the engine calls `complete(now_s, flow_id)`.
+`next_completion()` offers the same information for callers without a heap.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from servesim.errors import require
+from servesim.network.maxmin import NO_LINK, max_min_rates
+
+Path = tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FlowUpdate:
+    """A flow's new finish time (s); entries with an older `version` are stale."""
+
+    flow_id: int
+    version: int
+    finish_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRecord:
+    """One completed flow. `bottleneck_link` is the link it was limited by for most bytes."""
+
+    flow_id: int
+    tag: object
+    path: Path
+    num_bytes: float
+    start_s: float
+    finish_s: float
+    bottleneck_link: int
+
+    @property
+    def transfer_time_s(self) -> float:
+        """Seconds from start to finish."""
+        return self.finish_s - self.start_s
+
+
+class _Flow:
+    __slots__ = ("active_from_s", "bytes_by_bottleneck", "bottleneck", "finish_s", "num_bytes",
+                 "path", "rate", "remaining_bytes", "start_s", "tag", "updated_s", "version")
+
+    def __init__(self, path: Path, num_bytes: float, tag: object, now_s: float,
+                 latency_s: float) -> None:
+        self.path = path
+        self.num_bytes = num_bytes
+        self.remaining_bytes = num_bytes
+        self.tag = tag
+        self.start_s = now_s
+        self.active_from_s = now_s + latency_s
+        self.updated_s = now_s
+        self.rate = 0.0
+        self.bottleneck = NO_LINK
+        self.bytes_by_bottleneck: dict[int, float] = {}
+        self.version = 0
+        self.finish_s = math.inf
+
+
+class FlowNetwork:
+    """Active flows over links of fixed capacity; see the module docstring for the protocol."""
+
+    def __init__(
+        self,
+        capacities_bytes_per_s: Sequence[float],
+        latencies_s: Sequence[float] | None = None,
+        background_bytes_per_s: Sequence[float] | None = None,
+        *,
+        incremental: bool = True,
+    ) -> None:
+        """`incremental=False` recomputes all flows on every change (the reference mode)."""
+        num_links = len(capacities_bytes_per_s)
+        self._capacity = [float(c) for c in capacities_bytes_per_s]
+        self._latency = [0.0] * num_links if latencies_s is None else [float(x) for x in latencies_s]
+        self._background = [0.0] * num_links
+        self._check_links()
+        self._incremental = incremental
+        self._flows: dict[int, _Flow] = {}
+        self._on_link: list[set[int]] = [set() for _ in range(num_links)]
+        self._next_id = 0
+        self._now_s = 0.0
+        self._updates: dict[int, FlowUpdate] = {}
+        self._heap: list[tuple[float, int, int]] = []
+        self._link_bytes = [0.0] * num_links
+        self._link_rate = [0.0] * num_links
+        self._series: list[list[tuple[float, float]]] = [[(0.0, 0.0)] for _ in range(num_links)]
+        for link, rate in enumerate(background_bytes_per_s or ()):
+            self._set_background_value(link, rate)
+
+    def _check_links(self) -> None:
+        for link, cap in enumerate(self._capacity):
+            require(math.isfinite(cap) and cap > 0, f"capacities_bytes_per_s[{link}]", cap,
+                    "a finite number > 0")
+        require(len(self._latency) == len(self._capacity), "latencies_s",
+                f"{len(self._latency)} values", f"one per link ({len(self._capacity)})")
+        for link, lat in enumerate(self._latency):
+            require(math.isfinite(lat) and lat >= 0, f"latencies_s[{link}]", lat,
+                    "a finite number >= 0")
+
+    # ----------------------------------------------------------------- the event protocol
+
+    def start(self, now_s: float, path: Path, num_bytes: float, tag: object = None) -> int:
+        """Start a flow of `num_bytes` along `path` (link indices) at `now_s`; its id."""
+        return self.start_many(now_s, [(path, num_bytes, tag)])[0]
+
+    def start_many(self, now_s: float, flows: Iterable[tuple[Path, float, object]]) -> list[int]:
+        """Start several flows at `now_s` with one recompute; their ids, in order."""
+        self._advance_clock(now_s)
+        ids: list[int] = []
+        seeds: set[int] = set()
+        for path, num_bytes, tag in flows:
+            flow = self._new_flow(now_s, tuple(path), num_bytes, tag)
+            ids.append(self._next_id)
+            self._next_id += 1
+            self._flows[ids[-1]] = flow
+            if not flow.path:
+                self._set_finish(ids[-1], flow, flow.active_from_s)
+            for link in flow.path:
+                self._on_link[link].add(ids[-1])
+            seeds.update(flow.path)
+        self._recompute(now_s, seeds)
+        return ids
+
+    def complete(self, now_s: float, flow_id: int) -> FlowRecord:
+        """Remove flow `flow_id`, which finishes at `now_s` (its current finish time)."""
+        self._advance_clock(now_s)
+        flow = self._flows.get(flow_id)
+        require(flow is not None, "flow_id", flow_id, "an active flow")
+        assert flow is not None
+        tolerance_s = 1e-9 * max(1.0, abs(flow.finish_s))
+        if now_s < flow.finish_s - tolerance_s:
+            raise ValueError(f"flow {flow_id} completed at {now_s} before its finish time "
+                             f"{flow.finish_s}")
+        del self._flows[flow_id]
+        self._credit(flow, flow.remaining_bytes)
+        for link in flow.path:
+            self._on_link[link].discard(flow_id)
+        self._updates.pop(flow_id, None)
+        self._recompute(now_s, set(flow.path))
+        return self._record(flow_id, flow, now_s)
+
+    def set_background(self, now_s: float, link: int, rate_bytes_per_s: float) -> None:
+        """Fix the background load on `link` from `now_s` on (it reduces the link's capacity)."""
+        self._advance_clock(now_s)
+        self._set_background_value(link, rate_bytes_per_s)
+        self._recompute(now_s, {link})
+
+    def pop_updates(self) -> list[FlowUpdate]:
+        """Flows whose finish time moved since the last call, one entry each, by flow id."""
+        updates = [self._updates[fid] for fid in sorted(self._updates)]
+        self._updates.clear()
+        return updates
+
+    def is_current(self, flow_id: int, version: int) -> bool:
+        """Whether a heap entry (flow_id, version) is still valid."""
+        flow = self._flows.get(flow_id)
+        return flow is not None and flow.version == version
+
+    def next_completion(self) -> tuple[float, int] | None:
+        """(finish_s, flow_id) of the active flow that finishes first; None when there is none."""
+        while self._heap:
+            finish_s, flow_id, version = self._heap[0]
+            if self.is_current(flow_id, version):
+                return finish_s, flow_id
+            heapq.heappop(self._heap)
+        return None
+
+    # ----------------------------------------------------------------- queries
+
+    @property
+    def num_active(self) -> int:
+        """Flows started and not yet completed."""
+        return len(self._flows)
+
+    def finish_time(self, flow_id: int) -> float:
+        """Current finish time (s) of an active flow."""
+        return self._flows[flow_id].finish_s
+
+    def rate(self, flow_id: int) -> float:
+        """Current rate (bytes/s) of an active flow."""
+        return self._flows[flow_id].rate
+
+    def rates(self) -> dict[int, float]:
+        """Current rate (bytes/s) of every active flow with a non-empty path."""
+        return {fid: flow.rate for fid, flow in self._flows.items() if flow.path}
+
+    def paths(self) -> dict[int, Path]:
+        """Path of every active flow."""
+        return {fid: flow.path for fid, flow in self._flows.items()}
+
+    def effective_capacities(self) -> list[float]:
+        """Capacity minus background load of every link, bytes/s."""
+        return [c - b for c, b in zip(self._capacity, self._background, strict=True)]
+
+    def link_bytes(self) -> list[float]:
+        """Bytes carried by every link so far (completed flows, and active ones up to their
+        last update; call `settle` first for an exact mid-run reading)."""
+        return list(self._link_bytes)
+
+    def link_rate_series(self, link: int) -> list[tuple[float, float]]:
+        """(time_s, total flow rate bytes/s) change points of `link`, starting at (0, 0)."""
+        return list(self._series[link])
+
+    def settle(self, now_s: float) -> None:
+        """Account the bytes of every active flow up to `now_s` (rates do not change)."""
+        self._advance_clock(now_s)
+        for flow in self._flows.values():
+            self._advance(flow, now_s)
+
+    # ----------------------------------------------------------------- internals
+
+    def _advance_clock(self, now_s: float) -> None:
+        require(math.isfinite(now_s) and now_s >= self._now_s, "now_s", now_s,
+                f"a finite time >= the previous call's {self._now_s}")
+        self._now_s = now_s
+
+    def _new_flow(self, now_s: float, path: Path, num_bytes: float, tag: object) -> _Flow:
+        require(math.isfinite(num_bytes) and num_bytes >= 0, "num_bytes", num_bytes,
+                "a finite number >= 0")
+        require(len(set(path)) == len(path), "path", path, "distinct link indices")
+        for link in path:
+            require(0 <= link < len(self._capacity), "path", path,
+                    f"link indices in [0, {len(self._capacity)})")
+        latency_s = sum(self._latency[link] for link in path)
+        return _Flow(path, float(num_bytes), tag, now_s, latency_s)
+
+    def _set_background_value(self, link: int, rate: float) -> None:
+        require(0 <= link < len(self._capacity), "link", link,
+                f"a link index in [0, {len(self._capacity)})")
+        require(math.isfinite(rate) and 0 <= rate < self._capacity[link],
+                f"background_bytes_per_s[{link}]", rate,
+                f"in [0, capacity {self._capacity[link]}) bytes/s")
+        self._background[link] = float(rate)
+
+    def _component(self, seeds: set[int]) -> tuple[list[int], set[int]]:
+        """Flows connected to the seed links through shared links, and all their links."""
+        if not self._incremental:
+            links = seeds.union(*(flow.path for flow in self._flows.values()))
+            return sorted(fid for fid, flow in self._flows.items() if flow.path), links
+        links, flows, frontier = set(seeds), set(), list(seeds)
+        while frontier:
+            for fid in self._on_link[frontier.pop()]:
+                if fid not in flows:
+                    flows.add(fid)
+                    new_links = [lk for lk in self._flows[fid].path if lk not in links]
+                    links.update(new_links)
+                    frontier += new_links
+        return sorted(flows), links
+
+    def _recompute(self, now_s: float, seeds: set[int]) -> None:
+        flow_ids, links = self._component(seeds)
+        flows = [self._flows[fid] for fid in flow_ids]
+        for flow in flows:
+            self._advance(flow, now_s)
+        capacities = self.effective_capacities()
+        rates, bottlenecks = max_min_rates([flow.path for flow in flows], capacities)
+        for fid, flow, rate, bottleneck in zip(flow_ids, flows, rates, bottlenecks, strict=True):
+            flow.bottleneck = bottleneck
+            if rate != flow.rate:
+                flow.rate = rate
+                finish_s = max(now_s, flow.active_from_s) + flow.remaining_bytes / rate
+                self._set_finish(fid, flow, finish_s)
+        self._record_link_rates(now_s, links)
+
+    def _set_finish(self, flow_id: int, flow: _Flow, finish_s: float) -> None:
+        flow.version += 1
+        flow.finish_s = finish_s
+        self._updates[flow_id] = FlowUpdate(flow_id, flow.version, finish_s)
+        heapq.heappush(self._heap, (finish_s, flow_id, flow.version))
+
+    def _advance(self, flow: _Flow, now_s: float) -> None:
+        begin_s = max(flow.updated_s, flow.active_from_s)
+        if now_s > begin_s and flow.rate > 0:
+            self._credit(flow, min(flow.remaining_bytes, flow.rate * (now_s - begin_s)))
+        flow.updated_s = max(flow.updated_s, now_s)
+
+    def _credit(self, flow: _Flow, num_bytes: float) -> None:
+        flow.remaining_bytes -= num_bytes
+        for link in flow.path:
+            self._link_bytes[link] += num_bytes
+        by_link = flow.bytes_by_bottleneck
+        by_link[flow.bottleneck] = by_link.get(flow.bottleneck, 0.0) + num_bytes
+
+    def _record_link_rates(self, now_s: float, links: Iterable[int]) -> None:
+        for link in links:
+            total = sum(self._flows[fid].rate for fid in self._on_link[link])
+            if total == self._link_rate[link]:
+                continue
+            self._link_rate[link] = total
+            series = self._series[link]
+            if series[-1][0] == now_s:
+                series.pop()
+            series.append((now_s, total))
+
+    def _record(self, flow_id: int, flow: _Flow, now_s: float) -> FlowRecord:
+        by_link = flow.bytes_by_bottleneck
+        bottleneck = max(by_link, key=lambda lk: (by_link[lk], -lk)) if by_link else NO_LINK
+        if not flow.path:
+            bottleneck = NO_LINK
+        return FlowRecord(flow_id, flow.tag, flow.path, flow.num_bytes, flow.start_s, now_s,
+                          bottleneck)

@@ -1,0 +1,54 @@
+"""Max-min fair rates of flows over shared links, by progressive filling.
+
+All flows start at rate 0 and grow together; when a link is full, the flows crossing it freeze
+at their current rate (that link is their bottleneck) and the rest keep growing. The result is
+the unique max-min fair allocation: no flow can get more without taking from a flow that has no
+more than it.
+
+This is a pure function; `FlowNetwork` calls it on the connected component of flows touched by
+a change, and the tests call it on all flows as the reference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+NO_LINK = -1
+"""Bottleneck of a flow with an empty path (it is not limited by any link)."""
+
+
+def max_min_rates(
+    paths: Sequence[Sequence[int]], capacities_bytes_per_s: Sequence[float]
+) -> tuple[list[float], list[int]]:
+    """Max-min fair rate (bytes/s) and bottleneck link index of each flow.
+
+    `paths[f]` lists the distinct link indices flow `f` crosses; `capacities_bytes_per_s[l]` is
+    what link `l` can carry. A flow with an empty path gets rate inf and bottleneck `NO_LINK`.
+    Ties between equally tight links are broken by the lower link index, so the result is
+    deterministic.
+    """
+    members: dict[int, list[int]] = {}
+    for flow, path in enumerate(paths):
+        for link in path:
+            members.setdefault(link, []).append(flow)
+    remaining = {link: float(capacities_bytes_per_s[link]) for link in members}
+    num_unfrozen = {link: len(flows) for link, flows in members.items()}
+    rates = [math.inf] * len(paths)
+    bottlenecks = [NO_LINK] * len(paths)
+    frozen = [not path for path in paths]
+    open_links = set(members)
+    while open_links:
+        link = min(open_links, key=lambda lk: (remaining[lk] / num_unfrozen[lk], lk))
+        share = remaining[link] / num_unfrozen[link]
+        for flow in members[link]:
+            if frozen[flow]:
+                continue
+            frozen[flow] = True
+            rates[flow], bottlenecks[flow] = share, link
+            for other in paths[flow]:
+                remaining[other] = max(0.0, remaining[other] - share)
+                num_unfrozen[other] -= 1
+                if num_unfrozen[other] == 0:
+                    open_links.discard(other)
+    return rates, bottlenecks

@@ -1,0 +1,152 @@
+"""Parallelism of one model replica (TP x PP GPUs) and the rules it must satisfy.
+
+`check_parallel` raises an InputError naming the rule and the numbers; `memory_plan` says how a
+GPU's memory splits between weights, activations and KV cache, and how many KV tokens fit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from servesim.errors import InputError, require
+from servesim.specs.cluster import ClusterSpec
+from servesim.specs.gpu import GIB
+from servesim.specs.model import ModelSpec
+
+DEFAULT_MEMORY_UTILIZATION = 0.9  # share of GPU memory the engine may use (vLLM's default)
+DEFAULT_BLOCK_TOKENS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class ParallelSpec:
+    """Tensor (intra-op) and pipeline (inter-op) parallel degrees of one instance."""
+
+    tp: int = 1
+    pp: int = 1
+
+    def __post_init__(self) -> None:
+        require(self.tp >= 1, "tp", self.tp, "an integer >= 1")
+        require(self.pp >= 1, "pp", self.pp, "an integer >= 1")
+
+    @property
+    def num_gpus(self) -> int:
+        return self.tp * self.pp
+
+    def __str__(self) -> str:
+        return f"tp{self.tp}pp{self.pp}"
+
+
+def stage_layers(num_layers: int, pp: int) -> list[int]:
+    """Layers per pipeline stage, as even as possible (stages differ by at most one layer)."""
+    base, extra = divmod(num_layers, pp)
+    return [base + (1 if s < extra else 0) for s in range(pp)]
+
+
+def kv_bytes_per_token_per_gpu(model: ModelSpec, tp: int, num_layers: int) -> int:
+    """KV bytes one token takes on one GPU holding `num_layers` layers at tensor-parallel `tp`.
+
+    GQA: each rank holds its share of the KV heads, one replica when TP exceeds them.
+    MLA: the compressed latent is replicated on every rank.
+    """
+    if model.is_mla:
+        per_layer = model.kv_values_per_token_per_layer
+    else:
+        per_layer = 2 * model.head_dim * max(1, model.num_kv_heads // tp)
+    return num_layers * per_layer * model.kv_bytes_per_element
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryPlan:
+    """Per-GPU memory split of the most loaded pipeline stage, in bytes, and the KV capacity."""
+
+    usable_bytes: float
+    weight_bytes: float
+    activation_bytes: float
+    kv_bytes_per_token: float
+    block_tokens: int
+
+    @property
+    def kv_free_bytes(self) -> float:
+        return self.usable_bytes - self.weight_bytes - self.activation_bytes
+
+    @property
+    def kv_capacity_tokens(self) -> int:
+        """Whole blocks of KV cache that fit on every GPU of the instance, in tokens."""
+        if self.kv_free_bytes <= 0:
+            return 0
+        blocks = int(self.kv_free_bytes // (self.kv_bytes_per_token * self.block_tokens))
+        return blocks * self.block_tokens
+
+
+def memory_plan(
+    model: ModelSpec,
+    par: ParallelSpec,
+    memory_bytes: float,
+    max_batch_tokens: int = 8192,
+    memory_utilization: float = DEFAULT_MEMORY_UTILIZATION,
+    block_tokens: int = DEFAULT_BLOCK_TOKENS,
+) -> MemoryPlan:
+    """Memory of the busiest GPU: its stage's weight shard, activations for `max_batch_tokens`."""
+    layers = max(stage_layers(model.num_layers, par.pp))
+    layer_params = (model.num_params - model.embedding_params) / model.num_layers
+    # Embedding and LM head live on the first and last stage; charge the larger share to one stage.
+    embed_share = model.embedding_params / (2 if par.pp > 1 else 1)
+    weight_bytes = (layers * layer_params + embed_share) * model.bytes_per_param / par.tp
+    width = 4 * model.hidden_size + 2 * max(model.ffn_size, model.moe_ffn_size) // par.tp
+    activation_bytes = max_batch_tokens * width * model.bytes_per_param + 0.5 * GIB
+    return MemoryPlan(
+        usable_bytes=memory_bytes * memory_utilization,
+        weight_bytes=weight_bytes,
+        activation_bytes=activation_bytes,
+        kv_bytes_per_token=kv_bytes_per_token_per_gpu(model, par.tp, layers),
+        block_tokens=block_tokens,
+    )
+
+
+def check_parallel(
+    model: ModelSpec,
+    par: ParallelSpec,
+    cluster: ClusterSpec,
+    max_request_tokens: int | None = None,
+    role: str = "instance",
+) -> MemoryPlan:
+    """Check every rule of a TP x PP instance of `model` on `cluster`; return its memory plan.
+
+    Rules: TP divides the attention heads (KV heads replicate when TP exceeds them, so TP must be
+    a multiple of the KV heads then); TP fits inside one node; PP is at most the number of layers
+    (stages uneven by at most one layer); the instance fits in the cluster; and each GPU holds its
+    weight shard, activations and the KV cache of at least one maximal request.
+    """
+    tp, pp = par.tp, par.pp
+    if model.num_heads % tp:
+        raise InputError(f"{role}.tp", tp, f"must divide the attention heads ({model.num_heads} in {model.name})")
+    if not model.is_mla and tp > model.num_kv_heads and tp % model.num_kv_heads:
+        raise InputError(
+            f"{role}.tp", tp, f"above the KV heads ({model.num_kv_heads}) it must be a multiple of them",
+        )
+    if tp > cluster.gpus_per_node:
+        raise InputError(f"{role}.tp", tp, f"TP must fit in one node of {cluster.gpus_per_node} GPUs")
+    if pp > model.num_layers:
+        raise InputError(f"{role}.pp", pp, f"at most the {model.num_layers} layers of {model.name}")
+    if par.num_gpus > cluster.num_gpus:
+        raise InputError(
+            f"{role}.tp*pp", par.num_gpus, f"at most the {cluster.num_gpus} GPUs of the cluster",
+        )
+    plan = memory_plan(model, par, cluster.gpu.memory_bytes)
+    need_tokens = max_request_tokens if max_request_tokens is not None else model.max_context_tokens
+    if plan.kv_capacity_tokens < need_tokens:
+        need_gib = (plan.weight_bytes + plan.activation_bytes + need_tokens * plan.kv_bytes_per_token) / GIB
+        raise InputError(
+            f"{role}.tp*pp", f"{tp}x{pp}",
+            f"{model.name} needs {need_gib:.1f} GiB per GPU (weights {plan.weight_bytes / GIB:.1f}, "
+            f"activations {plan.activation_bytes / GIB:.1f}, KV of one {need_tokens}-token request) but "
+            f"{cluster.gpu.name} offers {plan.usable_bytes / GIB:.1f} GiB usable; use more GPUs",
+        )
+    return plan
+
+
+def min_gpus_to_fit(model: ModelSpec, memory_bytes: float, max_request_tokens: int) -> int:
+    """A lower bound on the GPUs that can hold the model and one maximal request."""
+    need = model.weight_bytes + max_request_tokens * model.kv_bytes_per_token
+    return max(1, math.ceil(need / (memory_bytes * DEFAULT_MEMORY_UTILIZATION)))
