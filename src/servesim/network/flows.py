@@ -23,7 +23,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from servesim.errors import require
+from servesim.errors import InputError, require
 from servesim.network.maxmin import NO_LINK, max_min_rates
 
 Path = tuple[int, ...]
@@ -57,7 +57,7 @@ class FlowRecord:
 
 
 class _Flow:
-    __slots__ = ("active_from_s", "bytes_by_bottleneck", "bottleneck", "finish_s", "num_bytes",
+    __slots__ = ("active_from_s", "bottleneck", "bytes_by_bottleneck", "finish_s", "num_bytes",
                  "path", "rate", "remaining_bytes", "start_s", "tag", "updated_s", "version")
 
     def __init__(self, path: Path, num_bytes: float, tag: object, now_s: float,
@@ -90,9 +90,11 @@ class FlowNetwork:
         """`incremental=False` recomputes all flows on every change (the reference mode)."""
         num_links = len(capacities_bytes_per_s)
         self._capacity = [float(c) for c in capacities_bytes_per_s]
-        self._latency = [0.0] * num_links if latencies_s is None else [float(x) for x in latencies_s]
+        latencies = [0.0] * num_links if latencies_s is None else latencies_s
+        self._latency = [float(x) for x in latencies]
         self._background = [0.0] * num_links
         self._check_links()
+        self._effective = list(self._capacity)
         self._incremental = incremental
         self._flows: dict[int, _Flow] = {}
         self._on_link: list[set[int]] = [set() for _ in range(num_links)]
@@ -103,7 +105,10 @@ class FlowNetwork:
         self._link_bytes = [0.0] * num_links
         self._link_rate = [0.0] * num_links
         self._series: list[list[tuple[float, float]]] = [[(0.0, 0.0)] for _ in range(num_links)]
-        for link, rate in enumerate(background_bytes_per_s or ()):
+        background = () if background_bytes_per_s is None else background_bytes_per_s
+        require(len(background) in (0, num_links), "background_bytes_per_s",
+                f"{len(background)} values", f"one per link ({num_links})")
+        for link, rate in enumerate(background):
             self._set_background_value(link, rate)
 
     def _check_links(self) -> None:
@@ -124,25 +129,26 @@ class FlowNetwork:
 
     def start_many(self, now_s: float, flows: Iterable[tuple[Path, float, object]]) -> list[int]:
         """Start several flows at `now_s` with one recompute; their ids, in order."""
-        self._advance_clock(now_s)
-        ids: list[int] = []
+        self._check_clock(now_s)
+        new_flows = [self._new_flow(now_s, tuple(path), num_bytes, tag)
+                     for path, num_bytes, tag in flows]  # all checked before any is added
+        self._now_s = now_s
+        ids = list(range(self._next_id, self._next_id + len(new_flows)))
+        self._next_id += len(new_flows)
         seeds: set[int] = set()
-        for path, num_bytes, tag in flows:
-            flow = self._new_flow(now_s, tuple(path), num_bytes, tag)
-            ids.append(self._next_id)
-            self._next_id += 1
-            self._flows[ids[-1]] = flow
+        for flow_id, flow in zip(ids, new_flows, strict=True):
+            self._flows[flow_id] = flow
             if not flow.path:
-                self._set_finish(ids[-1], flow, flow.active_from_s)
+                self._set_finish(flow_id, flow, flow.active_from_s)
             for link in flow.path:
-                self._on_link[link].add(ids[-1])
+                self._on_link[link].add(flow_id)
             seeds.update(flow.path)
         self._recompute(now_s, seeds)
         return ids
 
     def complete(self, now_s: float, flow_id: int) -> FlowRecord:
         """Remove flow `flow_id`, which finishes at `now_s` (its current finish time)."""
-        self._advance_clock(now_s)
+        self._check_clock(now_s)
         flow = self._flows.get(flow_id)
         require(flow is not None, "flow_id", flow_id, "an active flow")
         assert flow is not None
@@ -150,8 +156,10 @@ class FlowNetwork:
         if now_s < flow.finish_s - tolerance_s:
             raise ValueError(f"flow {flow_id} completed at {now_s} before its finish time "
                              f"{flow.finish_s}")
+        self._now_s = now_s
         del self._flows[flow_id]
         self._credit(flow, flow.remaining_bytes)
+        self._add_link_rate(flow.path, -flow.rate)
         for link in flow.path:
             self._on_link[link].discard(flow_id)
         self._updates.pop(flow_id, None)
@@ -160,8 +168,9 @@ class FlowNetwork:
 
     def set_background(self, now_s: float, link: int, rate_bytes_per_s: float) -> None:
         """Fix the background load on `link` from `now_s` on (it reduces the link's capacity)."""
-        self._advance_clock(now_s)
+        self._check_clock(now_s)
         self._set_background_value(link, rate_bytes_per_s)
+        self._now_s = now_s
         self._recompute(now_s, {link})
 
     def pop_updates(self) -> list[FlowUpdate]:
@@ -209,7 +218,7 @@ class FlowNetwork:
 
     def effective_capacities(self) -> list[float]:
         """Capacity minus background load of every link, bytes/s."""
-        return [c - b for c, b in zip(self._capacity, self._background, strict=True)]
+        return list(self._effective)
 
     def link_bytes(self) -> list[float]:
         """Bytes carried by every link so far (completed flows, and active ones up to their
@@ -229,17 +238,19 @@ class FlowNetwork:
     # ----------------------------------------------------------------- internals
 
     def _advance_clock(self, now_s: float) -> None:
-        require(math.isfinite(now_s) and now_s >= self._now_s, "now_s", now_s,
-                f"a finite time >= the previous call's {self._now_s}")
+        self._check_clock(now_s)
         self._now_s = now_s
+
+    def _check_clock(self, now_s: float) -> None:
+        if not (math.isfinite(now_s) and now_s >= self._now_s):  # hot path: format on failure
+            raise InputError("now_s", now_s, f"a finite time >= the previous call's {self._now_s}")
 
     def _new_flow(self, now_s: float, path: Path, num_bytes: float, tag: object) -> _Flow:
         require(math.isfinite(num_bytes) and num_bytes >= 0, "num_bytes", num_bytes,
                 "a finite number >= 0")
         require(len(set(path)) == len(path), "path", path, "distinct link indices")
-        for link in path:
-            require(0 <= link < len(self._capacity), "path", path,
-                    f"link indices in [0, {len(self._capacity)})")
+        if not all(0 <= link < len(self._capacity) for link in path):
+            raise InputError("path", path, f"link indices in [0, {len(self._capacity)})")
         latency_s = sum(self._latency[link] for link in path)
         return _Flow(path, float(num_bytes), tag, now_s, latency_s)
 
@@ -250,6 +261,7 @@ class FlowNetwork:
                 f"background_bytes_per_s[{link}]", rate,
                 f"in [0, capacity {self._capacity[link]}) bytes/s")
         self._background[link] = float(rate)
+        self._effective[link] = self._capacity[link] - self._background[link]
 
     def _component(self, seeds: set[int]) -> tuple[list[int], set[int]]:
         """Flows connected to the seed links through shared links, and all their links."""
@@ -269,13 +281,14 @@ class FlowNetwork:
     def _recompute(self, now_s: float, seeds: set[int]) -> None:
         flow_ids, links = self._component(seeds)
         flows = [self._flows[fid] for fid in flow_ids]
-        for flow in flows:
-            self._advance(flow, now_s)
-        capacities = self.effective_capacities()
-        rates, bottlenecks = max_min_rates([flow.path for flow in flows], capacities)
+        rates, bottlenecks = max_min_rates([flow.path for flow in flows], self._effective)
         for fid, flow, rate, bottleneck in zip(flow_ids, flows, rates, bottlenecks, strict=True):
+            if rate == flow.rate and bottleneck == flow.bottleneck:
+                continue  # untouched flows keep their progress bookkeeping as it is
+            self._advance(flow, now_s)  # bytes so far at the old rate
             flow.bottleneck = bottleneck
             if rate != flow.rate:
+                self._add_link_rate(flow.path, rate - flow.rate)
                 flow.rate = rate
                 finish_s = max(now_s, flow.active_from_s) + flow.remaining_bytes / rate
                 self._set_finish(fid, flow, finish_s)
@@ -286,6 +299,9 @@ class FlowNetwork:
         flow.finish_s = finish_s
         self._updates[flow_id] = FlowUpdate(flow_id, flow.version, finish_s)
         heapq.heappush(self._heap, (finish_s, flow_id, flow.version))
+        if len(self._heap) > 4 * len(self._flows) + 64:  # drop stale entries, bound memory
+            self._heap = [(f.finish_s, fid, f.version) for fid, f in self._flows.items()]
+            heapq.heapify(self._heap)
 
     def _advance(self, flow: _Flow, now_s: float) -> None:
         begin_s = max(flow.updated_s, flow.active_from_s)
@@ -300,13 +316,17 @@ class FlowNetwork:
         by_link = flow.bytes_by_bottleneck
         by_link[flow.bottleneck] = by_link.get(flow.bottleneck, 0.0) + num_bytes
 
+    def _add_link_rate(self, path: Path, delta: float) -> None:
+        for link in path:
+            self._link_rate[link] += delta
+
     def _record_link_rates(self, now_s: float, links: Iterable[int]) -> None:
         for link in links:
-            total = sum(self._flows[fid].rate for fid in self._on_link[link])
-            if total == self._link_rate[link]:
+            if not self._on_link[link]:
+                self._link_rate[link] = 0.0  # no rounding residue on an idle link
+            total, series = self._link_rate[link], self._series[link]
+            if math.isclose(total, series[-1][1], rel_tol=1e-12, abs_tol=1e-300):
                 continue
-            self._link_rate[link] = total
-            series = self._series[link]
             if series[-1][0] == now_s:
                 series.pop()
             series.append((now_s, total))

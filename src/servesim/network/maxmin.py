@@ -39,15 +39,15 @@ def max_min_rates(
     frozen = [not path for path in paths]
     open_links = set(members)
     while open_links:
-        link = min(open_links, key=lambda lk: (remaining[lk] / num_unfrozen[lk], lk))
-        share = remaining[link] / num_unfrozen[link]
+        share, link = min((remaining[lk] / num_unfrozen[lk], lk) for lk in open_links)
         for flow in members[link]:
             if frozen[flow]:
                 continue
             frozen[flow] = True
             rates[flow], bottlenecks[flow] = share, link
             for other in paths[flow]:
-                remaining[other] = max(0.0, remaining[other] - share)
+                left = remaining[other] - share
+                remaining[other] = left if left > 0.0 else 0.0  # rounding, never below zero
                 num_unfrozen[other] -= 1
                 if num_unfrozen[other] == 0:
                     open_links.discard(other)

@@ -55,7 +55,7 @@ class Topology:
     gpus_per_node: int
     """GPUs per node (K)."""
     nvlink_gbps: float | None = 2400.0
-    """NVLink/NVSwitch bandwidth per GPU and direction (A100: 300 GB/s = 2400 Gbps); None = PCIe only."""
+    """NVLink/NVSwitch bandwidth per GPU and direction (A100: 300 GB/s = 2400 Gbps); None = PCIe."""
     pcie_gbps: float = 256.0
     """PCIe bandwidth per GPU and direction, used between GPUs of a node without NVLink."""
     nic_gbps: float = 200.0
@@ -118,7 +118,7 @@ class Topology:
         return gpu // self.gpus_per_node
 
     def nic_of(self, gpu: int) -> int:
-        """Index (within its node) of the NIC that global GPU id `gpu` sends and receives through."""
+        """Index (within its node) of the NIC that global GPU id `gpu` uses."""
         local = gpu % self.gpus_per_node
         if self.rail_optimized:
             return local % self.nics_per_node

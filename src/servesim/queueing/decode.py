@@ -1,14 +1,14 @@
 """Decoding side: per-token latency and throughput against batch size, and the TPOT SLO limit.
 
 Works with any latency model that has `decode_s(num_seqs, sum_ctx_tokens) -> float`: the
-seconds one decode iteration of `num_seqs` sequences takes through one instance (all its
-pipeline stages), when their contexts add up to `sum_ctx_tokens`. A model stands for one
-parallel degree (its TP and PP); the caller passes one model per degree.
+seconds one decode iteration of an instance takes, in which each of its `num_seqs` running
+sequences (contexts adding up to `sum_ctx_tokens`) generates one token. A model stands for
+one parallel degree (its TP and PP) and handles any pipeline micro-batching itself, as
+servesim.latency does; the caller passes one model per degree.
 
-With `num_stages` pipeline stages running equal, full micro-batches of `batch_size`
-sequences, every sequence gets one token per iteration latency (TPOT = decode_s) while
-`num_stages` micro-batches are in flight, so throughput = num_stages * batch_size / TPOT.
-Intra-op (TP) lowers decode_s itself; inter-op (PP) multiplies the sequences in flight.
+So TPOT = decode_s(B, B*ctx) and throughput = B / TPOT tokens/s for B running sequences.
+Intra-op (TP) lowers decode_s; inter-op (PP) keeps several micro-batches in flight, which
+lets B grow at nearly the same TPOT.
 """
 
 from __future__ import annotations
@@ -31,17 +31,11 @@ class DecodeLatencyModel(Protocol):
 
 @dataclass(frozen=True)
 class DecodePoint:
-    """One batch size: per-token latency (s) and throughput (tokens/s) of one instance."""
+    """One batch size (running sequences): per-token latency (s) and throughput (tokens/s)."""
 
     batch_size: int
-    num_stages: int
     tpot_s: float
     throughput_tokens_per_s: float
-
-    @property
-    def num_seqs_in_flight(self) -> int:
-        """Sequences decoding at once: one micro-batch per pipeline stage."""
-        return self.batch_size * self.num_stages
 
 
 def _check_ctx(ctx_tokens_per_seq: int) -> None:
@@ -50,7 +44,7 @@ def _check_ctx(ctx_tokens_per_seq: int) -> None:
 
 
 def tpot_s(model: DecodeLatencyModel, batch_size: int, ctx_tokens_per_seq: int) -> float:
-    """Per-token latency (s) of a micro-batch of `batch_size` sequences of equal context."""
+    """Per-token latency (s) of `batch_size` running sequences of equal context."""
     require(batch_size >= 1, "batch_size", batch_size, "an integer >= 1")
     _check_ctx(ctx_tokens_per_seq)
     seconds = float(model.decode_s(batch_size, batch_size * ctx_tokens_per_seq))
@@ -60,22 +54,20 @@ def tpot_s(model: DecodeLatencyModel, batch_size: int, ctx_tokens_per_seq: int) 
 
 
 def decode_point(
-    model: DecodeLatencyModel, batch_size: int, ctx_tokens_per_seq: int, num_stages: int = 1
+    model: DecodeLatencyModel, batch_size: int, ctx_tokens_per_seq: int
 ) -> DecodePoint:
     """Per-token latency and throughput at one batch size."""
-    require(num_stages >= 1, "num_stages", num_stages, "an integer >= 1")
     latency_s = tpot_s(model, batch_size, ctx_tokens_per_seq)
-    return DecodePoint(batch_size, num_stages, latency_s, num_stages * batch_size / latency_s)
+    return DecodePoint(batch_size, latency_s, batch_size / latency_s)
 
 
 def decode_curve(
     model: DecodeLatencyModel,
     batch_sizes: Iterable[int],
     ctx_tokens_per_seq: int,
-    num_stages: int = 1,
 ) -> list[DecodePoint]:
     """`decode_point` at each batch size, in the order given."""
-    return [decode_point(model, b, ctx_tokens_per_seq, num_stages) for b in batch_sizes]
+    return [decode_point(model, b, ctx_tokens_per_seq) for b in batch_sizes]
 
 
 def max_batch_for_tpot_slo(
@@ -100,3 +92,20 @@ def max_batch_for_tpot_slo(
         else:
             hi = mid - 1
     return lo
+
+
+def best_point_under_tpot_slo(
+    model: DecodeLatencyModel,
+    tpot_slo_s: float,
+    ctx_tokens_per_seq: int,
+    max_batch_size: int,
+) -> DecodePoint | None:
+    """The decode point at the largest batch size that meets the TPOT SLO, or None.
+
+    Throughput B / decode_s(B) grows with B when decode_s grows less than linearly
+    (memory-bound decoding), so this is the highest-throughput point under the SLO.
+    """
+    batch_size = max_batch_for_tpot_slo(model, tpot_slo_s, ctx_tokens_per_seq, max_batch_size)
+    if batch_size is None:
+        return None
+    return decode_point(model, batch_size, ctx_tokens_per_seq)

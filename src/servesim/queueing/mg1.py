@@ -123,7 +123,7 @@ def check_stable(rate_per_s: float, mean_service_s: float) -> float:
     """Return the load R*E[S]; raise `UnstableQueueError` when it is >= 1."""
     check_rate(rate_per_s)
     load = rate_per_s * mean_service_s
-    if load >= 1.0:
+    if load >= 1.0 or rate_per_s >= stable_rate_limit_per_s(mean_service_s):  # rounding
         raise UnstableQueueError(rate_per_s, load, stable_rate_limit_per_s(mean_service_s))
     return load
 
@@ -142,7 +142,8 @@ def mg1_mean_sojourn_s(rate_per_s: float, mean_s: float, second_moment_s2: float
 
 def md1_mean_wait_s(rate_per_s: float, service_s: float) -> float:
     """M/D/1 mean wait in queue: R*D^2 / (2*(1 - R*D)), in seconds."""
-    return mg1_mean_wait_s(rate_per_s, service_s, service_s**2)
+    moments = deterministic(service_s)
+    return mg1_mean_wait_s(rate_per_s, moments.mean_s, moments.second_moment_s2)
 
 
 def md1_mean_ttft_s(rate_per_s: float, service_s: float) -> float:

@@ -98,11 +98,12 @@ class MD1Wait:
         """P(W/D <= x)."""
         if x < 0:
             return 0.0
-        k, v = int(math.floor(x)), x - math.floor(x)
-        mu = self.load * (1 - v)
+        if self.load == 0:
+            return 1.0
+        k = math.floor(x)
+        mu = self.load * (1 - (x - k))  # mean arrivals in (s, t), s = t - (1 - v)
         m = np.arange(min(k, _MAX_POISSON_TERMS) + 1)
-        log_pmf = m * math.log(mu) - mu - np.array([math.lgamma(i + 1) for i in m]) if mu > 0 \
-            else np.where(m == 0, 0.0, -np.inf)
+        log_pmf = m * math.log(mu) - mu - np.array([math.lgamma(i + 1) for i in m])
         return float(min(np.exp(log_pmf) @ self._ahead(k - m), 1.0))
 
     def quantile(self, level: float) -> float:
@@ -200,3 +201,67 @@ def ttft_quantiles_approx_s(
         lv: option.latency_mean_s + mg1_wait_quantile_approx_s(per_instance, option.service, lv)
         for lv in levels
     }
+
+
+def lundberg_decay_per_s(
+    rate_per_s: float, service_s: Sequence[float], weights: Sequence[float] | None = None
+) -> float:
+    """theta > 0 with R*(E[exp(theta*S)] - 1) = theta, for a discrete service distribution.
+
+    Lundberg's inequality then bounds the M/G/1 wait: P(W > t) <= exp(-theta*t) for all t.
+    """
+    values = np.asarray(service_s, dtype=float)
+    probs = np.full(values.size, 1.0 / max(values.size, 1)) if weights is None \
+        else np.asarray(weights, dtype=float)
+    require(values.size > 0 and values.size == probs.size and bool(np.all(values > 0))
+            and bool(np.all(probs >= 0)) and probs.sum() > 0, "service_s", f"{values.size} values",
+            "service times > 0 s with one weight >= 0 each (positive sum)")
+    probs = probs / probs.sum()
+    check_stable(rate_per_s, float(probs @ values))
+
+    def excess(theta: float) -> float:
+        return rate_per_s * float(probs @ np.expm1(theta * values)) - theta
+
+    lo, hi = 0.0, 1.0 / float(values.max())
+    while excess(hi) <= 0:
+        lo, hi = hi, 2 * hi
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if excess(mid) < 0 else (lo, mid)
+    return lo  # the lower end keeps the bound on the safe side
+
+
+def mg1_wait_quantile_lundberg_s(
+    rate_per_s: float,
+    service_s: Sequence[float],
+    weights: Sequence[float] | None,
+    level: float,
+) -> float:
+    """Upper bound (s) on the M/G/1 wait quantile from Lundberg's inequality: ln(1/(1-level))/theta.
+
+    Needs the service distribution itself (values and weights), not just two moments; much
+    tighter than the Markov bound `mg1_wait_quantile_bound_s` at high levels.
+    """
+    _check_level(level)
+    return math.log(1 / (1 - level)) / lundberg_decay_per_s(rate_per_s, service_s, weights)
+
+
+def max_rate_for_ttft_quantile_s(
+    option: PrefillOption, ttft_slo_s: float, level: float = 0.9, tol_rel: float = 1e-9
+) -> float:
+    """Highest total rate (req/s) at which the exact `level` TTFT quantile is <= `ttft_slo_s`.
+
+    The quantile grows with the rate, so bisection finds it to `tol_rel`; 0.0 when the
+    latency alone reaches the SLO. Needs a fixed service time (see `ttft_quantiles_s`).
+    """
+    require(math.isfinite(ttft_slo_s) and ttft_slo_s > 0, "ttft_slo_s", ttft_slo_s,
+            "a finite SLO > 0 s")
+    _check_level(level)
+    if option.latency_mean_s >= ttft_slo_s:
+        return 0.0
+    lo, hi = 0.0, option.stable_below_per_s
+    while hi - lo > tol_rel * hi:
+        mid = 0.5 * (lo + hi)
+        meets = ttft_quantiles_s(option, mid, [level])[level] <= ttft_slo_s
+        lo, hi = (mid, hi) if meets else (lo, mid)
+    return lo

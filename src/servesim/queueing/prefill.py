@@ -103,7 +103,7 @@ def check_stable_option(option: PrefillOption, rate_per_s: float) -> float:
     """Per-instance load at `rate_per_s`; raise `UnstableQueueError` when it is >= 1."""
     check_rate(rate_per_s)
     load = option.load(rate_per_s)
-    if load >= 1.0:
+    if load >= 1.0 or rate_per_s >= option.stable_below_per_s:  # either side of rounding
         raise UnstableQueueError(rate_per_s, load, option.stable_below_per_s)
     return load
 
@@ -192,10 +192,18 @@ def crossover_rates_per_s(a: PrefillOption, b: PrefillOption) -> list[float]:
     lat_a, a1, a2 = _queue_coefficients(a)
     lat_b, b1, b2 = _queue_coefficients(b)
     d = lat_a - lat_b
-    c2 = 2 * d * a1 * b1 + a1 * b2 - a2 * b1
-    c1 = a2 - b2 - 2 * d * (a1 + b1)
     limit = min(a.stable_below_per_s, b.stable_below_per_s)
-    return [r for r in _quadratic_roots(c2, c1, 2 * d) if 0 < r < limit]
+    if math.isclose(a1, b1, rel_tol=1e-12):
+        if math.isclose(a2, b2, rel_tol=1e-12):
+            return []  # the curves differ by the constant d everywhere
+        # Same bottleneck: the quadratic has the spurious factor (1 - R*a1); what is left is
+        # linear, 2d*(1 - R*a1) + R*(a2 - b2) = 0.
+        roots = _quadratic_roots(0.0, a2 - b2 - 2 * d * a1, 2 * d)
+    else:
+        c2 = 2 * d * a1 * b1 + a1 * b2 - a2 * b1
+        roots = _quadratic_roots(c2, a2 - b2 - 2 * d * (a1 + b1), 2 * d)
+    # The region is open: a root within rounding of the limit is an artefact of the factor.
+    return [r for r in roots if 0 < r < limit * (1 - 1e-12)]
 
 
 def crossover_rate_per_s(a: PrefillOption, b: PrefillOption) -> float | None:
