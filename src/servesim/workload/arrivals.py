@@ -22,8 +22,13 @@ from servesim.errors import require
 class ArrivalProcess(Protocol):
     """A renewal process of request arrivals."""
 
-    name: str
-    rate_per_s: float
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def rate_per_s(self) -> float:
+        """Mean arrival rate, requests per second."""
+        ...
 
     def gaps(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Draw `n` inter-arrival gaps, float64 seconds, all >= 0."""

@@ -38,7 +38,10 @@ class RequestChunk:
 class Workload(Protocol):
     """An open-loop stream of requests."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """A short label for reports."""
+        ...
 
     def chunks(self, seed: int, chunk_size: int = 65536) -> Iterator[RequestChunk]:
         """Yield the requests in arrival order, at most `chunk_size` per chunk.
@@ -51,7 +54,10 @@ class Workload(Protocol):
 class LengthDistribution(Protocol):
     """A distribution of (input tokens, output tokens) pairs."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """A short label for reports."""
+        ...
 
     def sample(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Draw `n` pairs: (input_tokens, output_tokens), int64 arrays of length n, all >= 1."""

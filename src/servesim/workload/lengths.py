@@ -75,7 +75,12 @@ class Uniform:
     name: str = "uniform"
 
     def __post_init__(self) -> None:
-        for name in ("min_input_tokens", "max_input_tokens", "min_output_tokens", "max_output_tokens"):
+        for name in (
+            "min_input_tokens",
+            "max_input_tokens",
+            "min_output_tokens",
+            "max_output_tokens",
+        ):
             check_tokens(name, getattr(self, name))
         require(
             self.max_input_tokens >= self.min_input_tokens,
@@ -109,9 +114,12 @@ class LogNormal:
     """Log-normal input and output lengths, rounded up to whole tokens.
 
     `*_median_tokens` is exp(mu) and `*_sigma` the standard deviation of the log. `correlation`
-    is the correlation of the two logs. When `max_input_tokens` / `max_output_tokens` are given,
-    the joint distribution is truncated there (pairs beyond a cap are redrawn, never clipped), so
-    the caps are hard limits and no mass piles up at them.
+    is the correlation of the two logs. When `max_input_tokens` / `max_output_tokens` /
+    `max_total_tokens` (input + output) are given, the joint distribution is truncated there
+    (pairs beyond a cap are redrawn, never clipped), so the caps are hard limits and no mass piles
+    up at them. With `fit_input_to_total`, a prompt too long for `max_total_tokens` is instead cut
+    to `max_total_tokens - output` (how DistServe prepared LongBench); only outputs that leave no
+    room at all are redrawn.
     """
 
     input_median_tokens: float
@@ -121,17 +129,21 @@ class LogNormal:
     max_input_tokens: int | None = None
     max_output_tokens: int | None = None
     correlation: float = 0.0
+    max_total_tokens: int | None = None
+    fit_input_to_total: bool = False
     name: str = "lognormal"
     _means: list[float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("input_median_tokens", "input_sigma", "output_median_tokens", "output_sigma"):
             check_positive(name, getattr(self, name))
-        for name in ("max_input_tokens", "max_output_tokens"):
+        for name in ("max_input_tokens", "max_output_tokens", "max_total_tokens"):
             if getattr(self, name) is not None:
                 check_tokens(name, getattr(self, name))
         ok = isinstance(self.correlation, numbers.Real) and -1.0 < self.correlation < 1.0
         require(ok, "correlation", self.correlation, "a number strictly between -1 and 1")
+        need_total = not self.fit_input_to_total or self.max_total_tokens is not None
+        require(need_total, "fit_input_to_total", True, "needs max_total_tokens")
         object.__setattr__(self, "_means", [])  # filled on first use; the grid costs ~0.1 s
 
     @classmethod
@@ -156,29 +168,34 @@ class LogNormal:
             **kwargs,  # type: ignore[arg-type]
         )
 
-    def _caps(self) -> tuple[float, float]:
-        cap_in = math.inf if self.max_input_tokens is None else self.max_input_tokens
-        cap_out = math.inf if self.max_output_tokens is None else self.max_output_tokens
-        return cap_in, cap_out
-
-    def _transform(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Map standard-normal pairs (n, 2) to token counts (before truncation)."""
+    def _transform(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Map standard-normal pairs (n, 2) to token counts and a mask of the pairs kept."""
         rho = self.correlation
         z_out = rho * z[:, 0] + math.sqrt(1.0 - rho * rho) * z[:, 1]
         inp = np.ceil(self.input_median_tokens * np.exp(self.input_sigma * z[:, 0]))
         out = np.ceil(self.output_median_tokens * np.exp(self.output_sigma * z_out))
-        return inp, out
+        keep = np.ones(inp.shape, dtype=bool)
+        if self.max_input_tokens is not None:
+            keep &= inp <= self.max_input_tokens
+        if self.max_output_tokens is not None:
+            keep &= out <= self.max_output_tokens
+        if self.max_total_tokens is not None and self.fit_input_to_total:
+            keep &= out <= self.max_total_tokens - 1
+            inp = np.minimum(inp, self.max_total_tokens - out)
+        elif self.max_total_tokens is not None:
+            keep &= inp + out <= self.max_total_tokens
+        return inp, out, keep
 
     def sample(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-        cap_in, cap_out = self._caps()
-        inp, out = self._transform(rng.standard_normal((n, 2)))
-        bad = np.flatnonzero((inp > cap_in) | (out > cap_out))
+        inp, out, keep = self._transform(rng.standard_normal((n, 2)))
+        bad = np.flatnonzero(~keep)
         for _ in range(1000):
             if not bad.size:
                 break
-            inp[bad], out[bad] = self._transform(rng.standard_normal((bad.size, 2)))
-            bad = bad[(inp[bad] > cap_in) | (out[bad] > cap_out)]
-        require(not bad.size, "max_input_tokens", self.max_input_tokens, "caps that keep mass")
+            inp[bad], out[bad], keep_bad = self._transform(rng.standard_normal((bad.size, 2)))
+            bad = bad[~keep_bad]
+        caps = (self.max_input_tokens, self.max_output_tokens, self.max_total_tokens)
+        require(not bad.size, "caps", caps, "caps that keep a usable share of the mass")
         return inp.astype(np.int64), out.astype(np.int64)
 
     def _quadrature_means(self) -> tuple[float, float]:
@@ -188,10 +205,10 @@ class LogNormal:
         pdf = np.exp(-0.5 * nodes**2)
         z = np.stack(np.meshgrid(nodes, nodes, indexing="ij"), axis=-1).reshape(-1, 2)
         w = np.outer(pdf, pdf).ravel()
-        inp, out = self._transform(z)
-        cap_in, cap_out = self._caps()
-        w = w * ((inp <= cap_in) & (out <= cap_out))
-        require(w.sum() > 1e-9, "max_input_tokens", self.max_input_tokens, "caps that keep mass")
+        inp, out, keep = self._transform(z)
+        w = w * keep
+        caps = (self.max_input_tokens, self.max_output_tokens, self.max_total_tokens)
+        require(w.sum() > 1e-9, "caps", caps, "caps that keep a usable share of the mass")
         return float(np.dot(w, inp) / w.sum()), float(np.dot(w, out) / w.sum())
 
     def _cached_means(self) -> list[float]:
@@ -209,6 +226,42 @@ class LogNormal:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class Mixture:
+    """A weighted mixture of length distributions (e.g. one log-normal per source task)."""
+
+    name: str
+    components: tuple[LogNormal, ...]
+    weights: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        require(len(self.components) >= 1, "components", 0, "at least one component")
+        ok = len(self.weights) == len(self.components) and all(w > 0 for w in self.weights)
+        require(ok, "weights", self.weights, "one weight > 0 per component")
+
+    def _p(self) -> np.ndarray:
+        w = np.asarray(self.weights, dtype=float)
+        return w / w.sum()
+
+    def sample(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        which = np.searchsorted(np.cumsum(self._p()), rng.random(n), side="right")
+        which = np.minimum(which, len(self.components) - 1)
+        inp = np.empty(n, dtype=np.int64)
+        out = np.empty(n, dtype=np.int64)
+        for k, comp in enumerate(self.components):
+            idx = np.flatnonzero(which == k)
+            inp[idx], out[idx] = comp.sample(rng, idx.size)
+        return inp, out
+
+    @property
+    def mean_input_tokens(self) -> float:
+        return float(np.dot(self._p(), [c.mean_input_tokens for c in self.components]))
+
+    @property
+    def mean_output_tokens(self) -> float:
+        return float(np.dot(self._p(), [c.mean_output_tokens for c in self.components]))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Empirical:
     """Resample (input, output) pairs, with replacement, from a table of observed pairs."""
 
@@ -219,7 +272,9 @@ class Empirical:
     def __post_init__(self) -> None:
         inp = np.asarray(self.input_tokens)
         out = np.asarray(self.output_tokens)
-        require(inp.ndim == 1 and inp.shape == out.shape, "pairs", inp.shape, "two equal 1-D arrays")
+        require(
+            inp.ndim == 1 and inp.shape == out.shape, "pairs", inp.shape, "two equal 1-D arrays"
+        )
         require(inp.size > 0, "pairs", 0, "at least one (input, output) pair")
         require(np.issubdtype(inp.dtype, np.integer), "input_tokens", inp.dtype, "integers")
         require(np.issubdtype(out.dtype, np.integer), "output_tokens", out.dtype, "integers")
