@@ -25,7 +25,9 @@ class UnknownNameError(InputError):
 
     def __init__(self, field: str, value: str, known: Iterable[str]) -> None:
         known = sorted(known)
-        close = difflib.get_close_matches(value.lower(), [k.lower() for k in known], n=4, cutoff=0.4)
+        close = difflib.get_close_matches(
+            value.lower(), [k.lower() for k in known], n=4, cutoff=0.4
+        )
         by_lower = {k.lower(): k for k in known}
         hint = [by_lower[c] for c in close] or known[:8]
         label = "closest known" if close else "known"

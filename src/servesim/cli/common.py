@@ -10,7 +10,9 @@ from servesim.errors import InputError
 from servesim.specs import ClusterSpec, ModelSpec, get_model, make_cluster
 
 
-def build_model(name: str, precision: str | None = None, kv_precision: str | None = None) -> ModelSpec:
+def build_model(
+    name: str, precision: str | None = None, kv_precision: str | None = None
+) -> ModelSpec:
     """A catalog model or a config.json path, at the requested precisions."""
     model = get_model(name)
     if precision or kv_precision:

@@ -22,14 +22,21 @@ Examples:
 """
 
 
-@app.command(help="Time one prefill and one decode iteration of a batch, with a breakdown." + EXAMPLES)
+@app.command(
+    help="Time one prefill and one decode iteration of a batch, with a breakdown." + EXAMPLES
+)
 def latency(
-    model: str = typer.Option("opt-13b", help="Catalog name, Hugging Face id, or path to a config.json."),
+    model: str = typer.Option(
+        "opt-13b", help="Catalog name, Hugging Face id, or path to a config.json."
+    ),
     gpu: str = typer.Option("a100-80gb", help="GPU catalog name."),
     tp: int = typer.Option(1, help="Tensor-parallel degree (intra-op)."),
     pp: int = typer.Option(1, help="Pipeline-parallel degree (inter-op)."),
-    batch: str = typer.Option("512x8", help="LENGTHxCOUNT: COUNT prompts of LENGTH tokens (prefill), "
-                              "and COUNT sequences holding LENGTH tokens of context (decode)."),
+    batch: str = typer.Option(
+        "512x8",
+        help="LENGTHxCOUNT: COUNT prompts of LENGTH tokens (prefill), "
+        "and COUNT sequences holding LENGTH tokens of context (decode).",
+    ),
     gpus_per_node: int = typer.Option(8, help="GPUs per node (TP must fit in one node)."),
     profile: str | None = typer.Option(None, help="Fitted profile: a shipped name or a JSON file."),
     roofline: bool = typer.Option(False, "--roofline", help="Use the roofline from specs alone."),
@@ -38,26 +45,42 @@ def latency(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     spec = build_model(model, precision, kv_precision)
-    cluster = build_cluster(gpu, gpus_per_node=gpus_per_node, num_nodes=max(1, -(-tp * pp // gpus_per_node)))
+    cluster = build_cluster(
+        gpu, gpus_per_node=gpus_per_node, num_nodes=max(1, -(-tp * pp // gpus_per_node))
+    )
     parallel = ParallelSpec(tp, pp)
     length, count = parse_batch(batch)
     check_parallel(spec, parallel, cluster, max_request_tokens=length)
-    lat = build_latency_model(spec, cluster, parallel, profile=profile, roofline=roofline,
-                              precision=precision or "bf16")
+    lat = build_latency_model(
+        spec, cluster, parallel, profile=profile, roofline=roofline, precision=precision or "bf16"
+    )
     prefill = lat.prefill_breakdown(count, length * count, length * length * count)
     decode = lat.decode_breakdown(count, length * count)
     if as_json:
-        print_json({
-            "model": spec.name, "gpu": cluster.gpu.name, "tp": tp, "pp": pp,
-            "batch": {"length_tokens": length, "num_seqs": count},
-            "prefill_s": prefill.total_s, "decode_s": decode.total_s,
-            "breakdown": {"prefill": prefill.as_dict(), "decode": decode.as_dict()},
-        })
+        print_json(
+            {
+                "model": spec.name,
+                "gpu": cluster.gpu.name,
+                "tp": tp,
+                "pp": pp,
+                "batch": {"length_tokens": length, "num_seqs": count},
+                "prefill_s": prefill.total_s,
+                "decode_s": decode.total_s,
+                "breakdown": {"prefill": prefill.as_dict(), "decode": decode.as_dict()},
+            }
+        )
         return
-    table = Table(title=f"{spec.name} on {tp}x{pp} {cluster.gpu.name}, batch {count} x {length} tokens")
+    table = Table(
+        title=f"{spec.name} on {tp}x{pp} {cluster.gpu.name}, batch {count} x {length} tokens"
+    )
     for col in ("phase", "total ms", "compute ms", "memory ms", "comm ms", "overhead ms"):
         table.add_column(col, justify="right" if col != "phase" else "left")
     for name, b in (("prefill", prefill), ("decode step", decode)):
-        table.add_row(name, *(f"{v * 1e3:.2f}" for v in (b.total_s, b.compute_s, b.memory_s,
-                                                          b.communication_s, b.overhead_s)))
+        table.add_row(
+            name,
+            *(
+                f"{v * 1e3:.2f}"
+                for v in (b.total_s, b.compute_s, b.memory_s, b.communication_s, b.overhead_s)
+            ),
+        )
     Console().print(table)

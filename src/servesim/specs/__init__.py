@@ -6,6 +6,14 @@ from servesim.specs.gpu import GpuSpec, get_gpu, gpu_names
 from servesim.specs.model import ModelSpec, from_hf_config, load_hf_config
 
 __all__ = [
-    "ClusterSpec", "GpuSpec", "ModelSpec", "from_hf_config", "get_gpu", "get_model", "gpu_names",
-    "load_hf_config", "make_cluster", "model_names",
+    "ClusterSpec",
+    "GpuSpec",
+    "ModelSpec",
+    "from_hf_config",
+    "get_gpu",
+    "get_model",
+    "gpu_names",
+    "load_hf_config",
+    "make_cluster",
+    "model_names",
 ]

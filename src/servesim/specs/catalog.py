@@ -50,4 +50,6 @@ def get_model(name: str) -> ModelSpec:
     path = Path(name)
     if path.suffix == ".json" or path.is_file() or path.is_dir():
         return load_hf_config(path / "config.json" if path.is_dir() else path)
-    raise UnknownNameError("model", name, [*model_names(), *(e["hf_id"] for e in _entries().values())])
+    raise UnknownNameError(
+        "model", name, [*model_names(), *(e["hf_id"] for e in _entries().values())]
+    )

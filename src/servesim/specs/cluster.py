@@ -20,7 +20,7 @@ class ClusterSpec:
         gpu: the GPU in every node.
         num_nodes: number of nodes.
         gpus_per_node: GPUs in one node.
-        nvlink_gbs: NVLink/NVSwitch bandwidth per GPU, GB/s, both directions together (None: PCIe only).
+        nvlink_gbs: NVLink/NVSwitch bandwidth per GPU, GB/s, both directions (None: PCIe only).
         pcie_gbs: PCIe bandwidth per GPU, GB/s, both directions together.
         nic_gbps: bandwidth of one NIC, Gbit/s per direction.
         nics_per_node: NICs per node (rail-optimized: GPU i uses NIC i mod nics_per_node).
@@ -48,11 +48,25 @@ class ClusterSpec:
         require(self.pcie_gbs > 0, "pcie_gbs", self.pcie_gbs, "a bandwidth > 0 GB/s")
         require(
             self.nvlink_gbs is None or self.nvlink_gbs > 0,
-            "nvlink_gbs", self.nvlink_gbs, "a bandwidth > 0 GB/s, or none for PCIe-only nodes",
+            "nvlink_gbs",
+            self.nvlink_gbs,
+            "a bandwidth > 0 GB/s, or none for PCIe-only nodes",
         )
-        require(self.oversubscription >= 1.0, "oversubscription", self.oversubscription, "a ratio >= 1")
-        require(self.intra_node_latency_s >= 0, "intra_node_latency_s", self.intra_node_latency_s, ">= 0")
-        require(self.inter_node_latency_s >= 0, "inter_node_latency_s", self.inter_node_latency_s, ">= 0")
+        require(
+            self.oversubscription >= 1.0, "oversubscription", self.oversubscription, "a ratio >= 1"
+        )
+        require(
+            self.intra_node_latency_s >= 0,
+            "intra_node_latency_s",
+            self.intra_node_latency_s,
+            ">= 0",
+        )
+        require(
+            self.inter_node_latency_s >= 0,
+            "inter_node_latency_s",
+            self.inter_node_latency_s,
+            ">= 0",
+        )
 
     @property
     def num_gpus(self) -> int:

@@ -17,7 +17,15 @@ from servesim.errors import InputError
 BYTES_PER_ELEMENT = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
 _TORCH_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 SUPPORTED_MODEL_TYPES = (
-    "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "opt", "deepseek_v3",
+    "llama",
+    "mistral",
+    "mixtral",
+    "qwen2",
+    "qwen2_moe",
+    "qwen3",
+    "qwen3_moe",
+    "opt",
+    "deepseek_v3",
 )
 
 
@@ -61,12 +69,20 @@ class ModelSpec:
     kv_dtype: str | None = None
 
     def __post_init__(self) -> None:
-        for field in ("num_layers", "hidden_size", "num_heads", "num_kv_heads", "head_dim", "vocab_size"):
+        for field in (
+            "num_layers",
+            "hidden_size",
+            "num_heads",
+            "num_kv_heads",
+            "head_dim",
+            "vocab_size",
+        ):
             if getattr(self, field) <= 0:
                 raise InputError(f"model.{field}", getattr(self, field), "a positive integer")
         if self.num_heads % self.num_kv_heads:
             raise InputError(
-                "model.num_kv_heads", self.num_kv_heads,
+                "model.num_kv_heads",
+                self.num_kv_heads,
                 f"must divide num_heads={self.num_heads}",
             )
         for field in ("dtype", "kv_dtype"):
@@ -102,7 +118,11 @@ class ModelSpec:
         if self.is_mla:
             qk_dim = self.qk_nope_head_dim + self.qk_rope_head_dim
             if self.q_lora_rank:
-                q = h * self.q_lora_rank + self.q_lora_rank + self.q_lora_rank * self.num_heads * qk_dim
+                q = (
+                    h * self.q_lora_rank
+                    + self.q_lora_rank
+                    + self.q_lora_rank * self.num_heads * qk_dim
+                )
             else:
                 q = h * self.num_heads * qk_dim
             kv_down = h * (self.kv_lora_rank + self.qk_rope_head_dim) + self.kv_lora_rank
@@ -112,7 +132,11 @@ class ModelSpec:
         q_dim = self.num_heads * self.head_dim
         kv_dim = self.num_kv_heads * self.head_dim
         weights = h * (q_dim + 2 * kv_dim) + q_dim * h
-        bias = (q_dim + 2 * kv_dim + (h if self.model_type == "opt" else 0)) if self.attention_bias else 0
+        bias = (
+            (q_dim + 2 * kv_dim + (h if self.model_type == "opt" else 0))
+            if self.attention_bias
+            else 0
+        )
         return weights + bias
 
     def mlp_params(self, width: int) -> int:
@@ -138,13 +162,17 @@ class ModelSpec:
     @property
     def active_moe_params_per_layer(self) -> int:
         """Expert parameters one token touches in one MoE layer."""
-        active = (self.experts_per_token + self.num_shared_experts) * self.mlp_params(self.moe_ffn_size)
+        active = (self.experts_per_token + self.num_shared_experts) * self.mlp_params(
+            self.moe_ffn_size
+        )
         return active + self.hidden_size * self.num_experts
 
     @property
     def embedding_params(self) -> int:
         emb = self.vocab_size * self.hidden_size
-        positions = (self.max_context_tokens + 2) * self.hidden_size if self.learned_positions else 0
+        positions = (
+            (self.max_context_tokens + 2) * self.hidden_size if self.learned_positions else 0
+        )
         head = 0 if self.tie_embeddings else emb
         return emb + positions + head + self.hidden_size * (2 if self.model_type == "opt" else 1)
 
@@ -182,7 +210,7 @@ class ModelSpec:
 
     @property
     def linear_flops_per_token(self) -> float:
-        """Matmul FLOPs per token outside attention scores (2 per active weight), LM head included."""
+        """Matmul FLOPs per token outside attention scores (2 per active weight), with LM head."""
         lm_head = self.vocab_size * self.hidden_size
         non_embedding = self.num_active_params - self.embedding_params
         return 2.0 * (non_embedding + lm_head)
@@ -198,12 +226,16 @@ class ModelSpec:
 
     def prefill_flops(self, prompt_tokens: int) -> float:
         """FLOPs of a prefill of `prompt_tokens` (causal attention: half the score matrix)."""
-        attention = self.attention_flops_per_token_per_context * prompt_tokens * (prompt_tokens + 1) / 2
+        attention = (
+            self.attention_flops_per_token_per_context * prompt_tokens * (prompt_tokens + 1) / 2
+        )
         return self.linear_flops_per_token * prompt_tokens + attention
 
     def decode_flops(self, context_tokens: int) -> float:
         """FLOPs of generating one token with `context_tokens` already in the KV cache."""
-        return self.linear_flops_per_token + self.attention_flops_per_token_per_context * (context_tokens + 1)
+        return self.linear_flops_per_token + self.attention_flops_per_token_per_context * (
+            context_tokens + 1
+        )
 
     def with_precision(self, weights: str | None = None, kv: str | None = None) -> ModelSpec:
         """The same architecture with other weight and/or KV-cache precisions."""
@@ -225,15 +257,23 @@ def _require_key(config: dict[str, Any], source: str, *keys: str) -> Any:
     return value
 
 
-def from_hf_config(config: dict[str, Any], name: str | None = None, source: str = "config") -> ModelSpec:
+def from_hf_config(
+    config: dict[str, Any], name: str | None = None, source: str = "config"
+) -> ModelSpec:
     """Build a ModelSpec from a Hugging Face config.json dict."""
     model_type = str(config.get("model_type", "")).lower()
     if model_type not in SUPPORTED_MODEL_TYPES:
-        raise InputError(f"{source}: model_type", model_type or None, f"one of {', '.join(SUPPORTED_MODEL_TYPES)}")
+        raise InputError(
+            f"{source}: model_type",
+            model_type or None,
+            f"one of {', '.join(SUPPORTED_MODEL_TYPES)}",
+        )
     hidden = int(_require_key(config, source, "hidden_size", "d_model"))
     heads = int(_require_key(config, source, "num_attention_heads"))
     is_opt = model_type == "opt"
-    num_experts = int(_get(config, "n_routed_experts", "num_local_experts", "num_experts", default=0))
+    num_experts = int(
+        _get(config, "n_routed_experts", "num_local_experts", "num_experts", default=0)
+    )
     return ModelSpec(
         name=name or str(_get(config, "_name_or_path", default=model_type)),
         model_type=model_type,
@@ -247,12 +287,18 @@ def from_hf_config(config: dict[str, Any], name: str | None = None, source: str 
         max_context_tokens=int(_get(config, "max_position_embeddings", default=2048)),
         dtype=_TORCH_DTYPES.get(str(config.get("torch_dtype", "bfloat16")), "bf16"),
         gated_mlp=not is_opt,
-        attention_bias=bool(_get(config, "attention_bias", default=is_opt or model_type == "qwen2")),
+        attention_bias=bool(
+            _get(config, "attention_bias", default=is_opt or model_type == "qwen2")
+        ),
         tie_embeddings=bool(_get(config, "tie_word_embeddings", default=is_opt)),
         learned_positions=is_opt,
         num_experts=num_experts,
         experts_per_token=int(_get(config, "num_experts_per_tok", default=0)) if num_experts else 0,
-        moe_ffn_size=int(_get(config, "moe_intermediate_size", default=_get(config, "intermediate_size"))) if num_experts else 0,
+        moe_ffn_size=int(
+            _get(config, "moe_intermediate_size", default=_get(config, "intermediate_size"))
+        )
+        if num_experts
+        else 0,
         num_shared_experts=int(_get(config, "n_shared_experts", default=0)),
         num_dense_layers=int(_get(config, "first_k_dense_replace", default=0)),
         q_lora_rank=int(_get(config, "q_lora_rank", default=0)),
@@ -269,7 +315,9 @@ def load_hf_config(path: str | Path, name: str | None = None) -> ModelSpec:
     try:
         config = json.loads(path.read_text())
     except FileNotFoundError:
-        raise InputError("model", str(path), "an existing config.json file or a catalog name") from None
+        raise InputError(
+            "model", str(path), "an existing config.json file or a catalog name"
+        ) from None
     except json.JSONDecodeError as err:
         raise InputError("model", str(path), f"valid JSON (line {err.lineno}: {err.msg})") from None
     return from_hf_config(config, name=name or path.parent.name or path.stem, source=str(path))

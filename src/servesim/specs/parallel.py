@@ -120,28 +120,40 @@ def check_parallel(
     """
     tp, pp = par.tp, par.pp
     if model.num_heads % tp:
-        raise InputError(f"{role}.tp", tp, f"must divide the attention heads ({model.num_heads} in {model.name})")
+        raise InputError(
+            f"{role}.tp", tp, f"must divide the attention heads ({model.num_heads} in {model.name})"
+        )
     if not model.is_mla and tp > model.num_kv_heads and tp % model.num_kv_heads:
         raise InputError(
-            f"{role}.tp", tp, f"above the KV heads ({model.num_kv_heads}) it must be a multiple of them",
+            f"{role}.tp",
+            tp,
+            f"above the KV heads ({model.num_kv_heads}) it must be a multiple of them",
         )
     if tp > cluster.gpus_per_node:
-        raise InputError(f"{role}.tp", tp, f"TP must fit in one node of {cluster.gpus_per_node} GPUs")
+        raise InputError(
+            f"{role}.tp", tp, f"TP must fit in one node of {cluster.gpus_per_node} GPUs"
+        )
     if pp > model.num_layers:
         raise InputError(f"{role}.pp", pp, f"at most the {model.num_layers} layers of {model.name}")
     if par.num_gpus > cluster.num_gpus:
         raise InputError(
-            f"{role}.tp*pp", par.num_gpus, f"at most the {cluster.num_gpus} GPUs of the cluster",
+            f"{role}.tp*pp",
+            par.num_gpus,
+            f"at most the {cluster.num_gpus} GPUs of the cluster",
         )
     plan = memory_plan(model, par, cluster.gpu.memory_bytes)
     need_tokens = max_request_tokens if max_request_tokens is not None else model.max_context_tokens
     if plan.kv_capacity_tokens < need_tokens:
-        need_gib = (plan.weight_bytes + plan.activation_bytes + need_tokens * plan.kv_bytes_per_token) / GIB
+        need_gib = (
+            plan.weight_bytes + plan.activation_bytes + need_tokens * plan.kv_bytes_per_token
+        ) / GIB
         raise InputError(
-            f"{role}.tp*pp", f"{tp}x{pp}",
-            f"{model.name} needs {need_gib:.1f} GiB per GPU (weights {plan.weight_bytes / GIB:.1f}, "
-            f"activations {plan.activation_bytes / GIB:.1f}, KV of one {need_tokens}-token request) but "
-            f"{cluster.gpu.name} offers {plan.usable_bytes / GIB:.1f} GiB usable; use more GPUs",
+            f"{role}.tp*pp",
+            f"{tp}x{pp}",
+            f"{model.name} needs {need_gib:.1f} GiB per GPU (weights "
+            f"{plan.weight_bytes / GIB:.1f}, activations {plan.activation_bytes / GIB:.1f}, KV of "
+            f"one {need_tokens}-token request) but {cluster.gpu.name} offers "
+            f"{plan.usable_bytes / GIB:.1f} GiB usable; use more GPUs",
         )
     return plan
 
