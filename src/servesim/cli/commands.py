@@ -1,3 +1,11 @@
 """Imports every command module so that each registers itself on the app."""
 
-from servesim.cli import latency  # noqa: F401
+from servesim.cli import (  # noqa: F401
+    calibrate,
+    latency,
+    queueing,
+    report,
+    search,
+    simulate,
+    validate,
+)

@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from servesim.cli.app import app
 from servesim.cli.common import print_json
-from servesim.cli.output import write_json, write_records, write_table_csv
+from servesim.cli.output import write_json, write_records
 from servesim.scenario import Scenario, build_deployment, build_workload, make_scenario
 
 EXAMPLES = """
@@ -126,15 +125,11 @@ def simulate(
 
 def write_outputs(result: Any, summary: dict[str, Any], out: Path) -> None:
     """The folder `servesim report` reads: summary, records and per-instance samples."""
+    from servesim.report.timeline import timeline_of, write_instance_samples
+
     write_json(summary, out / "summary.json")
     write_records(result.records, out / "records.csv")
-    samples = result.timeline.queue_samples if result.timeline is not None else []
-    columns = {
-        name: np.array([row[i] for row in samples])
-        for i, name in enumerate(("t_s", "instance", "queue_len", "kv_tokens"))
-    }
-    columns = {k: columns[k] for k in ("instance", "t_s", "queue_len", "kv_tokens")}
-    write_table_csv(columns, out / "instances.csv")
+    write_instance_samples(timeline_of(result).samples, out / "instances.csv")
 
 
 def print_summary(s: Scenario, summary: dict[str, Any]) -> None:

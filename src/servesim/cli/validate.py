@@ -1,0 +1,262 @@
+"""`servesim validate`: simulate measured serving benchmarks; report the error per row and group."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from servesim.cli.app import app
+from servesim.cli.common import print_json
+from servesim.errors import InputError
+from servesim.latency.backends import BACKEND_NAMES, BackendProfile, load_backend
+from servesim.validate.runner import RowResult, evaluate, shipped_backends
+from servesim.validate.silicon import read_silicon
+from servesim.validate.stats import (
+    DEFAULT_GROUP_BY,
+    GroupStats,
+    group_stats,
+    overall_stats,
+    parse_group_by,
+    unsupported_counts,
+)
+
+EXAMPLES = """
+Examples:
+
+  servesim validate ../shared/data/profiles/aiconfigurator/silicon_sample.csv
+
+  servesim validate silicon.csv --group-by system,backend --json > errors.json
+
+  servesim validate silicon.csv --backend trtllm --max-requests 128 --workers 2
+
+  servesim validate silicon.csv --holdout model --workers 2   # refit, leaving each model out
+"""
+
+Opt = typer.Option
+
+
+@app.command(
+    help="Compare simulated and measured TTFT/TPOT of end-to-end serving benchmarks." + EXAMPLES
+)
+def validate(
+    file: Path = typer.Argument(
+        ..., help="CSV of measured rows (aiconfigurator silicon_sample.csv format)."
+    ),
+    backend: str | None = Opt(
+        None,
+        help="Simulate every row with this backend profile: vllm, sglang, "
+        "trtllm or a JSON file [default: each row's own backend].",
+    ),
+    group_by: str = Opt(
+        ",".join(DEFAULT_GROUP_BY),
+        help="Fields that form a group: system, model, catalog_model, backend, mode, precision.",
+    ),
+    max_requests: int | None = Opt(
+        None, min=1, help="At most this many requests per row [default: 4 per client, at least 64]."
+    ),
+    holdout: str | None = Opt(
+        None,
+        help="'model': refit the backend profiles leaving each catalog "
+        "model out and predict its rows with them.",
+    ),
+    save_backends: Path | None = Opt(
+        None,
+        help="Fit every backend profile on all supported rows, "
+        "write them as JSON into this folder, and validate with them.",
+    ),
+    workers: int = Opt(1, min=1, help="Worker processes."),
+    rows_shown: bool = Opt(True, "--rows/--no-rows", help="Print the per-row table."),
+    as_json: bool = Opt(False, "--json", help="Print one JSON object."),
+    quiet: bool = Opt(False, "--quiet", help="No progress bar."),
+) -> None:
+    keys = parse_group_by(group_by)
+    rows = read_silicon(file)
+    if holdout not in (None, "model"):
+        raise InputError("holdout", holdout, "model")
+    if holdout and backend:
+        raise InputError(
+            "backend", backend, "not with --holdout (the holdout fits each row's own backend)"
+        )
+    if save_backends is not None:
+        if backend or holdout:
+            raise InputError("save-backends", str(save_backends), "not with --backend or --holdout")
+        _fit_and_save(rows, save_backends, workers, quiet or as_json)
+        backend = None
+    results = _run(rows, backend, holdout, max_requests, workers, quiet or as_json, save_backends)
+    groups = group_stats(results, keys)
+    if as_json:
+        print_json(report_json(results, groups, keys, holdout))
+    else:
+        print_report(results, groups, keys, rows_shown)
+
+
+def _fit_and_save(rows: list[Any], folder: Path, workers: int, quiet: bool) -> None:
+    from servesim.latency.backends import save_backend
+    from servesim.progress import progress_bar
+    from servesim.validate.fit import fit_on_all
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with progress_bar(None, "fitting backends", quiet) as advance:
+        fitted = fit_on_all(rows, None, workers, advance)
+    for name, profile in fitted.items():
+        save_backend(profile, folder / f"{name}.json")
+
+
+def _run(
+    rows: list[Any],
+    backend: str | None,
+    holdout: str | None,
+    max_requests: int | None,
+    workers: int,
+    quiet: bool,
+    saved: Path | None = None,
+) -> list[RowResult]:
+    from servesim.progress import progress_bar
+
+    if holdout:
+        from servesim.validate.fit import leave_one_model_out
+
+        with progress_bar(None, "fitting (leave one model out)", quiet) as advance:
+            results, _ = leave_one_model_out(rows, None, max_requests, workers, advance)
+        return results
+    profiles: dict[str, BackendProfile] = shipped_backends()
+    if saved is not None:
+        profiles = {name: load_backend(saved / f"{name}.json") for name in profiles}
+    override = None
+    if backend is not None:
+        profile = load_backend(backend)
+        override = profile.name if backend.lower() in BACKEND_NAMES else "custom"
+        profiles[override] = profile
+    with progress_bar(len(rows), "simulating rows", quiet) as advance:
+        return evaluate(rows, profiles, override, max_requests, workers, advance)
+
+
+def _num(value: float) -> float | None:
+    return None if not math.isfinite(value) else round(value, 4)
+
+
+def row_json(r: RowResult) -> dict[str, Any]:
+    p = r.prediction
+    return {
+        "id": r.row.id,
+        "line": r.row.line,
+        "system": r.row.system,
+        "model": r.row.model,
+        "backend": r.row.backend,
+        "simulated_backend": r.backend,
+        "mode": r.row.mode,
+        "isl": r.row.isl,
+        "osl": r.row.osl,
+        "concurrency": r.row.concurrency,
+        "supported": r.supported,
+        "reason": r.reason,
+        "predicted_ttft_ms": _num(p.ttft_ms) if p else None,
+        "predicted_tpot_ms": _num(p.tpot_ms) if p else None,
+        "measured_ttft_ms": r.row.measured_ttft_ms,
+        "measured_tpot_ms": r.row.measured_tpot_ms,
+        "ape_ttft": _num(r.ape_ttft) if p else None,
+        "ape_tpot": _num(r.ape_tpot) if p else None,
+    }
+
+
+def _group_json(g: GroupStats, keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: (_num(v) if isinstance(v, float) else v) for k, v in g.as_dict(keys).items()}
+
+
+def report_json(
+    results: list[RowResult],
+    groups: list[GroupStats],
+    keys: tuple[str, ...],
+    holdout: str | None = None,
+) -> dict[str, Any]:
+    overall = overall_stats(results)
+    return {
+        "num_rows": len(results),
+        "num_supported": sum(r.supported for r in results),
+        "holdout": holdout,
+        "group_by": list(keys),
+        "overall": _group_json(overall, ()) if overall else None,
+        "groups": [_group_json(g, keys) for g in groups],
+        "unsupported": [
+            {"reason": reason, "num_rows": n} for reason, n in unsupported_counts(results)
+        ],
+        "rows": [row_json(r) for r in results],
+    }
+
+
+def _pct(value: float) -> str:
+    return f"{value:.1f}%"
+
+
+def print_report(
+    results: list[RowResult], groups: list[GroupStats], keys: tuple[str, ...], show_rows: bool
+) -> None:
+    console = Console()
+    if show_rows:
+        table = Table(title="Rows: predicted vs measured (ms)")
+        for col in (
+            "line",
+            "id",
+            "backend",
+            "C",
+            "TTFT pred",
+            "TTFT meas",
+            "TTFT err",
+            "TPOT pred",
+            "TPOT meas",
+            "TPOT err",
+        ):
+            table.add_column(col, justify="left" if col in ("id", "backend") else "right")
+        for r in results:
+            if r.prediction is not None:
+                p = r.prediction
+                table.add_row(
+                    str(r.row.line),
+                    r.row.id,
+                    r.backend,
+                    str(r.row.concurrency),
+                    f"{p.ttft_ms:.1f}",
+                    f"{r.row.measured_ttft_ms:.1f}",
+                    _pct(r.ape_ttft),
+                    f"{p.tpot_ms:.2f}",
+                    f"{r.row.measured_tpot_ms:.2f}",
+                    _pct(r.ape_tpot),
+                )
+        console.print(table)
+    gtable = Table(title="Absolute percentage error per group")
+    for col in (*keys, "rows", "TTFT median", "TTFT p90", "TPOT median", "TPOT p90"):
+        gtable.add_column(col, justify="left" if col in keys else "right")
+    for g in groups:
+        gtable.add_row(
+            *g.key,
+            str(g.num_rows),
+            _pct(g.median_ape_ttft),
+            _pct(g.p90_ape_ttft),
+            _pct(g.median_ape_tpot),
+            _pct(g.p90_ape_tpot),
+        )
+    overall = overall_stats(results)
+    if overall:
+        gtable.add_row(
+            *(["all"] + [""] * (len(keys) - 1)),
+            str(overall.num_rows),
+            _pct(overall.median_ape_ttft),
+            _pct(overall.p90_ape_ttft),
+            _pct(overall.median_ape_tpot),
+            _pct(overall.p90_ape_tpot),
+        )
+    console.print(gtable)
+    unsupported = unsupported_counts(results)
+    num_unsupported = sum(n for _, n in unsupported)
+    console.print(
+        f"{len(results) - num_unsupported} of {len(results)} rows simulated; "
+        f"{num_unsupported} unsupported:",
+        highlight=False,
+    )
+    for reason, n in unsupported:
+        console.print(f"  {n:5d}  {reason}", highlight=False, markup=False)

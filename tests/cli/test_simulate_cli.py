@@ -1,0 +1,99 @@
+"""`servesim simulate` and scenario files: output keys, determinism, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from servesim.cli import run_app
+
+SMALL = ["simulate", "--model", "opt-13b", "--requests", "200", "--rate", "2"]
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    assert run_app([*SMALL, *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_json_has_the_documented_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_json(capsys)
+    for key in ("ttft_s", "tpot_s", "e2e_s"):
+        assert set(out[key]) >= {"mean", "p50", "p90", "p99"}
+    assert set(out["attainment"]) >= {"ttft", "tpot", "joint"}
+    assert set(out["throughput"]) >= {"requests_per_s", "output_tokens_per_s"}
+    assert set(out["requests"]) >= {"arrived", "finished", "rejected", "preempted"}
+    assert out["requests"]["arrived"] == 200
+
+
+def test_disaggregated_run(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_json(capsys, "--mode", "disagg", "--prefill-tp", "2", "--decode-tp", "2")
+    assert out["requests"]["finished"] == 200
+    assert out["ttft_s"]["p50"] > 0
+
+
+def test_same_seed_gives_identical_records(tmp_path: Path) -> None:
+    paths = [tmp_path / f"r{i}.csv" for i in range(2)]
+    for path in paths:
+        assert run_app([*SMALL, "--seed", "7", "--records", str(path)]) == 0
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    other = tmp_path / "other.csv"
+    assert run_app([*SMALL, "--seed", "8", "--records", str(other)]) == 0
+    assert other.read_bytes() != paths[0].read_bytes()
+
+
+def test_out_folder_and_timeline(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert run_app([*SMALL, "--out", str(out), "--timeline", str(out / "trace.json")]) == 0
+    assert {p.name for p in out.iterdir()} >= {
+        "summary.json", "records.csv", "instances.csv", "trace.json"
+    }
+    assert "traceEvents" in json.loads((out / "trace.json").read_text())
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".toml"])
+def test_scenario_file_and_flag_override(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str
+) -> None:
+    body = {
+        ".yaml": "model: opt-13b\nrequests: 100\nrate: 1.5\ntp: 2\n",
+        ".toml": 'model = "opt-13b"\nrequests = 100\nrate = 1.5\ntp = 2\n',
+    }[suffix]
+    path = tmp_path / f"s{suffix}"
+    path.write_text(body)
+    assert run_app(["simulate", "--scenario", str(path), "--requests", "50", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["requests"]["arrived"] == 50
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--rate", "-1"], "rate"),
+        (["--model", "opt-13"], "closest known: opt-13b"),
+        (["--gpu", "a100"], "gpu"),
+        (["--tp", "3"], "tp"),
+        (["--tp", "16"], "GPUs"),
+        (["--mode", "both"], "mode"),
+        (["--workload", "nope"], "workload"),
+        (["--isl", "100"], "isl"),
+        (["--trace", "/nonexistent.csv"], "nonexistent"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], args: list[str], needle: str
+) -> None:
+    base = ["simulate", "--requests", "20"]
+    if "--rate" not in args:
+        base += ["--rate", "1"]
+    assert run_app([*base, *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error:") and needle in err
+    assert "Traceback" not in err
+
+
+def test_model_that_does_not_fit_names_memory(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_app(["simulate", "--model", "opt-66b", "--rate", "1", "--requests", "10"]) == 2
+    err = capsys.readouterr().err
+    assert "GiB" in err and "use more GPUs" in err
