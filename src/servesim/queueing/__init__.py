@@ -10,9 +10,26 @@ crossover rate of two options and the highest rate meeting a mean-TTFT SLO.
 Decode: per-token latency and throughput against batch size from any latency model with
 `decode_s(num_seqs, sum_ctx_tokens)`, and the batch size at which a TPOT SLO binds.
 
+Comparison (compare.py): the three options DistServe compares (one device, N-way inter-op,
+N-way intra-op) as a `ThreeWay`, with rate grids, TTFT rows, the crossover and SLO rates.
+`servesim.queueing.setup` takes their inputs from servesim's latency model (not imported here,
+so the closed forms stay free of model and hardware specs).
+
 Units: seconds, requests/s, tokens/s. Loads at or beyond 1 raise `UnstableQueueError`.
 """
 
+from servesim.queueing.compare import (
+    OPTION_NAMES,
+    RateRow,
+    ThreeWay,
+    intra_inter_crossover_per_s,
+    rate_grid_per_s,
+    slo_quantile_rates_per_s,
+    slo_rates_per_s,
+    three_way_from_moments,
+    three_way_from_numbers,
+    ttft_rows,
+)
 from servesim.queueing.decode import (
     DecodeLatencyModel,
     DecodePoint,
@@ -67,11 +84,14 @@ from servesim.queueing.prefill import (
 )
 
 __all__ = [
+    "OPTION_NAMES",
     "DecodeLatencyModel",
     "DecodePoint",
     "MD1Wait",
     "PrefillOption",
+    "RateRow",
     "ServiceMoments",
+    "ThreeWay",
     "UnstableQueueError",
     "best_point_under_tpot_slo",
     "crossover_rate_per_s",
@@ -82,6 +102,7 @@ __all__ = [
     "inter_op",
     "inter_op_even",
     "inter_op_mean_ttft_s",
+    "intra_inter_crossover_per_s",
     "intra_op",
     "intra_op_mean_ttft_s",
     "lundberg_decay_per_s",
@@ -104,11 +125,17 @@ __all__ = [
     "mg1_wait_quantile_lundberg_s",
     "moments_from_samples",
     "moments_of_lengths",
+    "rate_grid_per_s",
     "replicated",
     "replicated_mean_ttft_s",
     "single_device",
+    "slo_quantile_rates_per_s",
+    "slo_rates_per_s",
     "stable_rate_limit_per_s",
+    "three_way_from_moments",
+    "three_way_from_numbers",
     "tpot_s",
     "ttft_quantiles_approx_s",
     "ttft_quantiles_s",
+    "ttft_rows",
 ]
