@@ -1,22 +1,33 @@
 """Latency models: how long one prefill or decode iteration takes for (model, GPU, parallelism).
 
-`build_latency_model` is the one entry point: the roofline from specs, corrected by a fitted
-profile (a JSON file of efficiency factors fitted to measured tables) when one is given or ships
-for the GPU.
+`build_latency_model` is the one entry point: the operator-level model of latency/roofline.py
+with the GPU's fitted efficiency profile (shipped in latency/data/, or any profile JSON), the
+plain roofline when asked for or when no profile exists for the GPU, or DistServe's fitted form
+for a 'distserve' profile.
 """
 
 from __future__ import annotations
 
 from servesim.latency.base import Breakdown, LatencyModel, prefill_attn_pairs
-from servesim.latency.profiles import resolve_efficiency
+from servesim.latency.distserve import DistServeModel, build_distserve
+from servesim.latency.profiles import Profile, load_profile, resolve_efficiency, resolve_profile
 from servesim.latency.roofline import Efficiency, RooflineModel, build_roofline
 from servesim.specs.cluster import ClusterSpec
 from servesim.specs.model import ModelSpec
 from servesim.specs.parallel import ParallelSpec
 
 __all__ = [
-    "Breakdown", "Efficiency", "LatencyModel", "RooflineModel", "build_latency_model",
-    "build_roofline", "prefill_attn_pairs",
+    "Breakdown",
+    "DistServeModel",
+    "Efficiency",
+    "LatencyModel",
+    "Profile",
+    "RooflineModel",
+    "build_latency_model",
+    "build_roofline",
+    "load_profile",
+    "prefill_attn_pairs",
+    "resolve_efficiency",
 ]
 
 
@@ -30,8 +41,11 @@ def build_latency_model(
 ) -> LatencyModel:
     """The latency model of a TP x PP instance of `model` on `cluster`.
 
-    `profile` names a shipped profile or a JSON file; `roofline=True` ignores profiles.
+    `profile` names a shipped profile or a JSON file (default: the GPU's shipped profile);
+    `roofline=True` ignores profiles and uses the datasheet roofline.
     """
-    efficiency = None if roofline else resolve_efficiency(profile, cluster.gpu.name)
+    loaded = None if roofline else resolve_profile(profile, cluster.gpu.name)
+    if loaded is not None and loaded.kind == "distserve":
+        return build_distserve(model, parallel, loaded)
+    efficiency = loaded.efficiency() if loaded is not None else None
     return build_roofline(model, cluster, parallel, efficiency, precision)
-

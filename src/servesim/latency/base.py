@@ -59,7 +59,11 @@ class LatencyModel(Protocol):
         ...
 
     def mixed_s(
-        self, num_prefill_tokens: int, prefill_attn_pairs: float, num_decode_seqs: int, sum_ctx_tokens: int
+        self,
+        num_prefill_tokens: int,
+        prefill_attn_pairs: float,
+        num_decode_seqs: int,
+        sum_ctx_tokens: int,
     ) -> float:
         """One chunked-prefill iteration: prompt chunks plus running decodes.
 
@@ -68,7 +72,9 @@ class LatencyModel(Protocol):
         """
         ...
 
-    def prefill_breakdown(self, num_seqs: int, sum_tokens: int, sum_sq_tokens: int) -> Breakdown: ...
+    def prefill_breakdown(
+        self, num_seqs: int, sum_tokens: int, sum_sq_tokens: int
+    ) -> Breakdown: ...
 
     def decode_breakdown(self, num_seqs: int, sum_ctx_tokens: int) -> Breakdown: ...
 

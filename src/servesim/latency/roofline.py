@@ -1,14 +1,13 @@
-"""Roofline latency model from specs alone, with achievable-efficiency factors.
+"""The instance latency model: per-operator costs (latency/ops.py) composed over a model's layers.
 
-Per iteration and per GPU of a TP group: GEMMs cost max(FLOPs / achieved peak, bytes / achieved
-bandwidth) where the bytes are the weight shard (MoE: the experts the batch touches) plus
-activations; attention costs the larger of its FLOPs and its KV/QKV bytes; each layer does two
-TP all-reduces costed as a ring over the TP link, 2*(TP-1)/TP * bytes / bandwidth plus a
-per-collective latency; pipeline stages send activations; a fixed overhead per iteration and per
-sequence covers scheduling, sampling and kernel launches.
+Per GPU of a TP x PP instance, one iteration runs every layer's GEMMs (QKV, output, MLP or the
+experts the batch touches), its element-wise kernels, one attention call and, with TP > 1, two
+ring all-reduces; pipeline stages send activations; the LM head and embedding run once; a fixed
+overhead per iteration, per layer and per sequence covers scheduling, sampling and launches.
 
-The `Efficiency` factors are what a fitted profile changes (see latency/fitted.py); the defaults
-are typical achieved fractions of datasheet peaks.
+Everything that does not depend on the batch is precomputed by `build_roofline`, so the hot-path
+methods cost a few multiply-adds. With the default `Efficiency` this is the roofline from specs
+alone; with a fitted profile (latency/profiles.py) it is the calibrated model of that GPU.
 """
 
 from __future__ import annotations
@@ -16,55 +15,46 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from servesim.latency import ops
 from servesim.latency.base import Breakdown, prefill_attn_pairs
+from servesim.latency.ops import Efficiency, GemmStack
 from servesim.specs.cluster import ClusterSpec
-from servesim.specs.model import BYTES_PER_ELEMENT, ModelSpec
-from servesim.specs.parallel import ParallelSpec, kv_bytes_per_token_per_gpu, stage_layers
+from servesim.specs.gpu import GpuSpec
+from servesim.specs.model import ModelSpec
+from servesim.specs.parallel import ParallelSpec, stage_layers
 
-
-@dataclass(frozen=True, slots=True)
-class Efficiency:
-    """Achieved fractions of datasheet peaks, and fixed overheads (seconds)."""
-
-    gemm_compute: float = 0.70
-    gemm_memory: float = 0.80
-    attention_compute: float = 0.50
-    attention_memory: float = 0.75
-    communication: float = 0.70
-    collective_latency_s: float = 10e-6
-    iteration_overhead_s: float = 2.0e-3
-    layer_overhead_s: float = 30e-6
-    seq_overhead_s: float = 10e-6
-
-    def as_dict(self) -> dict[str, float]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+__all__ = ["Efficiency", "RooflineModel", "build_roofline"]
 
 
 @dataclass(frozen=True, slots=True)
 class _Terms:
-    """Coefficients of one instance, per GPU, for all layers (seconds per unit)."""
+    """Batch-independent coefficients of one instance, per GPU, summed over all layers (seconds)."""
 
-    gemm_s_per_token: float           # linear-layer FLOPs at achieved compute
-    logits_s_per_seq: float           # LM-head FLOPs, one token per sequence
-    weight_s: float                   # streaming the dense weight shard once
-    expert_s: float                   # streaming one routed expert of every MoE layer once
-    num_experts: int
-    experts_per_token: int
-    act_s_per_token: float            # activation bytes at achieved bandwidth
-    attn_s_per_pair: float            # prefill attention FLOPs per (query, key) pair
-    qkv_s_per_token: float            # prefill attention bytes per token
-    decode_s_per_ctx: float           # decode attention per context token (max of bytes, FLOPs)
-    allreduce_s_per_token: float      # TP ring all-reduce bytes, all layers
-    allreduce_latency_s: float        # TP per-collective latencies, all layers
-    send_s_per_token: float           # one PP stage boundary
-    send_latency_s: float
-    overhead_s: float
+    gpu: GpuSpec
+    layers: GemmStack  # per-layer GEMMs (MoE: attention, router, shared experts)
+    head: GemmStack  # LM head, one token per sequence
+    elem_base_s: float  # element-wise kernel overheads
+    elem_s_per_token: float
+    moe_layers: int
+    moe_shape: tuple[float, float, float, float, float]  # hidden, inter, topk, experts, tp
+    attn_base_s: float  # attention overheads, all layers
+    attn_s_per_seq: float  # prefill: per sequence
+    attn_s_per_token: float  # prefill: Q/K/V/O bytes per query token
+    attn_s_per_pair: float  # prefill: per (query, key) pair
+    decode_base_s: float
+    decode_s_per_seq: float
+    decode_s_per_ctx: float
+    allreduce_base_s: float
+    allreduce_s_per_token: float
+    send_base_s: float  # one PP stage boundary
+    send_s_per_token: float
+    overhead_s: float  # per iteration (including per-layer overheads)
     seq_overhead_s: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity hash: decode_coeffs is cached per instance
 class RooflineModel:
-    """Latency model of one instance built from specs; implements `LatencyModel`."""
+    """Latency model of one instance composed from operator costs; implements `LatencyModel`."""
 
     model: ModelSpec
     parallel: ParallelSpec
@@ -77,68 +67,113 @@ class RooflineModel:
     def pp(self) -> int:
         return self.parallel.pp
 
-    # ---- the pieces, for all layers of the instance ------------------------------------------
-    def _touched_expert_s(self, num_tokens: float) -> float:
+    # ---- pieces, for all layers of the instance ------------------------------------------------
+    def _moe(self, num_tokens: float) -> tuple[float, float]:
+        """(compute_s, memory_s) of the routed experts, all MoE layers (only the larger counts)."""
         t = self.terms
-        if t.num_experts == 0 or num_tokens <= 0:
-            return 0.0
-        share = 1.0 - (1.0 - t.experts_per_token / t.num_experts) ** num_tokens
-        return t.expert_s * t.num_experts * share
+        if t.moe_layers == 0 or num_tokens <= 0:
+            return 0.0, 0.0
+        hidden, inter, topk, experts, tp = t.moe_shape
+        compute, memory = ops.moe_split(
+            num_tokens, hidden, inter, topk, experts, t.gpu, self.efficiency, tp, 1, self.precision
+        )
+        if compute >= memory:
+            return t.moe_layers * float(compute), 0.0
+        return 0.0, t.moe_layers * float(memory)
 
-    def _gemm(self, num_tokens: float, num_seqs: float) -> tuple[float, float]:
-        """(compute_s, memory_s) of the linear layers; only the larger one counts."""
+    def _layers(self, num_tokens: float) -> tuple[float, float, float]:
+        """(compute_s, memory_s, overhead_s) of the per-layer kernels except attention."""
         t = self.terms
-        compute = t.gemm_s_per_token * num_tokens + t.logits_s_per_seq * num_seqs
-        memory = t.weight_s + self._touched_expert_s(num_tokens) + t.act_s_per_token * num_tokens
-        return compute, memory
+        gemm_c, gemm_m = t.layers.split(num_tokens)
+        moe_c, moe_m = self._moe(num_tokens)
+        overhead = (
+            t.layers.overhead_s + t.elem_base_s + t.moe_layers * self.efficiency.moe_overhead_s
+        )
+        return gemm_c + moe_c, gemm_m + moe_m + t.elem_s_per_token * num_tokens, overhead
+
+    def _head(self, num_seqs: float) -> float:
+        return self.terms.head(num_seqs)
 
     def _comm(self, num_tokens: float) -> float:
-        t = self.terms
-        return t.allreduce_latency_s + t.allreduce_s_per_token * num_tokens
+        return self.terms.allreduce_base_s + self.terms.allreduce_s_per_token * num_tokens
 
     def _send(self, num_tokens: float) -> float:
-        return (self.pp - 1) * (self.terms.send_latency_s + self.terms.send_s_per_token * num_tokens)
+        return self.terms.send_base_s + self.terms.send_s_per_token * num_tokens
 
     def _overhead(self, num_seqs: float) -> float:
         return self.terms.overhead_s + self.terms.seq_overhead_s * num_seqs
 
-    def _split(self, compute: float, memory: float) -> tuple[float, float]:
-        return (compute, 0.0) if compute >= memory else (0.0, memory)
+    def _prefill_attn(
+        self, num_seqs: float, num_tokens: float, pairs: float
+    ) -> tuple[float, float, float]:
+        t = self.terms
+        return (
+            t.attn_s_per_pair * pairs,
+            t.attn_s_per_token * num_tokens,
+            t.attn_base_s + t.attn_s_per_seq * num_seqs,
+        )
 
     # ---- prefill ------------------------------------------------------------------------------
     def prefill_breakdown(self, num_seqs: int, sum_tokens: int, sum_sq_tokens: int) -> Breakdown:
-        gemm_c, gemm_m = self._split(*self._gemm(sum_tokens, num_seqs))
-        attn_c = self.terms.attn_s_per_pair * prefill_attn_pairs(sum_tokens, sum_sq_tokens)
-        attn_c, attn_m = self._split(attn_c, self.terms.qkv_s_per_token * sum_tokens)
+        comp, mem, ovh = self._layers(sum_tokens)
+        a_c, a_m, a_o = self._prefill_attn(
+            num_seqs, sum_tokens, prefill_attn_pairs(sum_tokens, sum_sq_tokens)
+        )
         return Breakdown(
-            compute_s=gemm_c + attn_c,
-            memory_s=gemm_m + attn_m,
-            communication_s=self._comm(sum_tokens) + self._send(sum_tokens),
-            overhead_s=self._overhead(num_seqs),
+            compute_s=comp + a_c,
+            memory_s=mem + a_m + self._head(num_seqs),
+            communication_s=self._comm(sum_tokens) + (self.pp - 1) * self._send(sum_tokens),
+            overhead_s=ovh + a_o + self._overhead(num_seqs),
         )
 
     def prefill_s(self, num_seqs: int, sum_tokens: int, sum_sq_tokens: int) -> float:
-        return self.prefill_breakdown(num_seqs, sum_tokens, sum_sq_tokens).total_s
+        t = self.terms
+        comp, mem, ovh = self._layers(sum_tokens)
+        pairs = 0.5 * (sum_sq_tokens + sum_tokens)
+        attn = t.attn_base_s + t.attn_s_per_seq * num_seqs + t.attn_s_per_token * sum_tokens
+        return (
+            comp
+            + mem
+            + ovh
+            + attn
+            + t.attn_s_per_pair * pairs
+            + t.head(num_seqs)
+            + self._comm(sum_tokens)
+            + (self.pp - 1) * self._send(sum_tokens)
+            + self._overhead(num_seqs)
+        )
 
     def prefill_stage_s(self, num_seqs: int, sum_tokens: int, sum_sq_tokens: int) -> float:
         if self.pp == 1:
             return self.prefill_s(num_seqs, sum_tokens, sum_sq_tokens)
-        b = self.prefill_breakdown(num_seqs, sum_tokens, sum_sq_tokens)
-        layer_work = b.compute_s + b.memory_s + self._comm(sum_tokens)
-        send = self._send(sum_tokens) / (self.pp - 1)
-        return self.stage_fraction * layer_work + send + b.overhead_s
+        comp, mem, ovh = self._layers(sum_tokens)
+        attn = sum(
+            self._prefill_attn(num_seqs, sum_tokens, prefill_attn_pairs(sum_tokens, sum_sq_tokens))
+        )
+        layer_work = comp + mem + ovh + attn + self._comm(sum_tokens)
+        return (
+            self.stage_fraction * layer_work
+            + self._head(num_seqs)
+            + self._send(sum_tokens)
+            + self._overhead(num_seqs)
+        )
 
     # ---- decode: the batch runs as min(n, pp) micro-batches through the pipeline ------------
     @lru_cache(maxsize=4096)  # noqa: B019  (frozen instances, bounded cache)
     def decode_coeffs(self, num_seqs: int) -> tuple[float, float]:
+        t = self.terms
         num_micro = min(num_seqs, self.pp)
-        micro_seqs = num_seqs / num_micro
-        gemm = max(self._gemm(micro_seqs, micro_seqs))
-        layer_work = gemm + self._comm(micro_seqs)
-        send = self._send(micro_seqs) / (self.pp - 1) if self.pp > 1 else 0.0
-        stage = self.stage_fraction * layer_work + send
+        micro = num_seqs / num_micro
+        layer_work = (
+            sum(self._layers(micro))
+            + self._comm(micro)
+            + t.decode_base_s
+            + t.decode_s_per_seq * micro
+        )
+        send = self._send(micro) if self.pp > 1 else 0.0
+        stage = self.stage_fraction * layer_work + self._head(micro) + send
         base = self.pp * stage + self._overhead(num_seqs)
-        slope = self.pp * self.stage_fraction * self.terms.decode_s_per_ctx / num_micro
+        slope = self.pp * self.stage_fraction * t.decode_s_per_ctx / num_micro
         return base, slope
 
     def decode_s(self, num_seqs: int, sum_ctx_tokens: int) -> float:
@@ -146,27 +181,103 @@ class RooflineModel:
         return base + slope * sum_ctx_tokens
 
     def decode_breakdown(self, num_seqs: int, sum_ctx_tokens: int) -> Breakdown:
+        t = self.terms
         num_micro = min(num_seqs, self.pp)
+        micro = num_seqs / num_micro
         scale = self.pp * self.stage_fraction
-        gemm_c, gemm_m = self._split(*self._gemm(num_seqs / num_micro, num_seqs / num_micro))
-        attn = self.terms.decode_s_per_ctx * sum_ctx_tokens / num_micro
-        comm = self._comm(num_seqs / num_micro) * scale + self._send(num_seqs / num_micro) * self.pp / max(1, self.pp - 1) * (self.pp > 1)
+        comp, mem, ovh = self._layers(micro)
+        attn_mem = t.decode_s_per_seq * micro + t.decode_s_per_ctx * sum_ctx_tokens / num_micro
+        send = self._send(micro) * self.pp if self.pp > 1 else 0.0
         return Breakdown(
-            compute_s=gemm_c * scale,
-            memory_s=(gemm_m + attn) * scale,
-            communication_s=comm,
-            overhead_s=self._overhead(num_seqs),
+            compute_s=comp * scale,
+            memory_s=(mem + attn_mem) * scale + self._head(micro) * self.pp,
+            communication_s=self._comm(micro) * scale + send,
+            overhead_s=(ovh + t.decode_base_s) * scale + self._overhead(num_seqs),
         )
 
     # ---- chunked prefill: chunks and decodes share one pass (no micro-batching) -------------
     def mixed_s(
-        self, num_prefill_tokens: int, prefill_attn_pairs: float, num_decode_seqs: int, sum_ctx_tokens: int
+        self,
+        num_prefill_tokens: int,
+        prefill_attn_pairs: float,
+        num_decode_seqs: int,
+        sum_ctx_tokens: int,
     ) -> float:
+        t = self.terms
         tokens = num_prefill_tokens + num_decode_seqs
-        gemm = max(self._gemm(tokens, num_decode_seqs + (1 if num_prefill_tokens else 0)))
-        attn = max(self.terms.attn_s_per_pair * prefill_attn_pairs, self.terms.qkv_s_per_token * num_prefill_tokens)
-        attn += self.terms.decode_s_per_ctx * sum_ctx_tokens
-        return gemm + attn + self._comm(tokens) + self._send(tokens) + self._overhead(num_decode_seqs + 1)
+        num_chunks = 1 if num_prefill_tokens else 0
+        attn = (
+            sum(self._prefill_attn(num_chunks, num_prefill_tokens, prefill_attn_pairs))
+            if num_chunks
+            else 0.0
+        )
+        attn += t.decode_s_per_seq * num_decode_seqs + t.decode_s_per_ctx * sum_ctx_tokens
+        if num_decode_seqs:
+            attn += t.decode_base_s
+        return (
+            sum(self._layers(tokens))
+            + self._head(num_decode_seqs + num_chunks)
+            + attn
+            + self._comm(tokens)
+            + (self.pp - 1) * self._send(tokens)
+            + self._overhead(num_decode_seqs + 1)
+        )
+
+
+# ---- precompute ---------------------------------------------------------------------------------
+def _attention_shape(model: ModelSpec, tp: int) -> tuple[float, float, float]:
+    """(query heads, KV heads, head dim) per GPU as the attention kernel sees them.
+
+    MLA runs absorbed: every head scores against the shared latent (kv_lora + rope values) and
+    reads back kv_lora values, so it is one 'KV head' of the latent's width.
+    """
+    heads = model.num_heads / tp
+    if model.is_mla:
+        head_dim = (2 * model.kv_lora_rank + model.qk_rope_head_dim) / 2
+        return heads, model.kv_values_per_token_per_layer / (2 * head_dim), head_dim
+    return heads, max(1, model.num_kv_heads // tp), model.head_dim
+
+
+def _layer_gemms(model: ModelSpec, tp: int) -> list[tuple[float, float, float]]:
+    """(count over all layers, n, k) of each per-layer GEMM on one GPU."""
+    h = float(model.hidden_size)
+    attention: list[tuple[float, float, float]]
+    if model.is_mla:
+        attention = [(model.num_layers, model.attention_params_per_layer / (tp * h), h)]
+    else:
+        heads, kv_heads, d = _attention_shape(model, tp)
+        attention = [
+            (model.num_layers, (heads + 2 * kv_heads) * d, h),
+            (model.num_layers, h, heads * d),
+        ]
+    up = 2 if model.gated_mlp else 1
+    dense = model.num_layers - model.num_moe_layers
+    mlp: list[tuple[float, float, float]] = [
+        (dense, up * model.ffn_size / tp, h),
+        (dense, h, model.ffn_size / tp),
+    ]
+    if model.is_moe:
+        shared = model.num_shared_experts * model.moe_ffn_size / tp
+        mlp += [
+            (model.num_moe_layers, model.num_experts, h),
+            (model.num_moe_layers if shared else 0, up * shared, h),
+            (model.num_moe_layers if shared else 0, h, shared),
+        ]
+    return attention + mlp
+
+
+def _elementwise(model: ModelSpec, tp: int, eff: Efficiency, gpu: GpuSpec) -> tuple[float, float]:
+    """(overhead_s, s_per_token) of norms, rotary, activation, residual adds and the embedding."""
+    h, layers = model.hidden_size, model.num_layers
+    heads, kv_heads, d = _attention_shape(model, tp)
+    width = model.ffn_size if not model.is_moe else model.num_shared_experts * model.moe_ffn_size
+    act = (3 if model.gated_mlp else 2) * width / tp
+    per_layer = 8 * h + 4 * (heads + kv_heads) * d + 2 * act + 12 * h
+    num_bytes = layers * per_layer + 4 * h + 4 * h  # + embedding gather and final norm
+    num_kernels = 6 * layers + 2
+    return num_kernels * eff.elementwise_overhead_s, float(
+        ops.elementwise_s(num_bytes, gpu, eff)
+    ) - eff.elementwise_overhead_s
 
 
 def build_roofline(
@@ -176,49 +287,49 @@ def build_roofline(
     efficiency: Efficiency | None = None,
     precision: str = "bf16",
 ) -> RooflineModel:
-    """Precompute the roofline coefficients of a TP x PP instance of `model` on `cluster`."""
+    """Precompute the coefficients of a TP x PP instance of `model` on `cluster`."""
     eff = efficiency or Efficiency()
     gpu = cluster.gpu
-    tp, pp = parallel.tp, parallel.pp
-    act_bytes = BYTES_PER_ELEMENT["bf16"]
-    w_bytes = model.bytes_per_param
-    flops = gpu.peak_flops_per_s(precision)
-    bw = gpu.memory_bw_bytes_per_s
-    h, layers = model.hidden_size, model.num_layers
-
-    lm_head_params = model.vocab_size * h
-    per_token_flops = model.linear_flops_per_token - 2.0 * lm_head_params
-    expert_params = model.mlp_params(model.moe_ffn_size) if model.is_moe else 0
-    routed_params = model.num_moe_layers * model.num_experts * expert_params
-    dense_weight_bytes = (model.num_params - routed_params) * w_bytes / tp
-    act_per_token = layers * (6 * h + 3 * max(model.ffn_size, model.moe_ffn_size) / tp) * act_bytes
-    qkv_per_token = layers * (model.num_heads + 2 * model.num_kv_heads) * model.head_dim * act_bytes / tp
-    kv_per_ctx = kv_bytes_per_token_per_gpu(model, tp, layers)
-    decode_attn = max(
-        kv_per_ctx / (bw * eff.attention_memory),
-        model.attention_flops_per_token_per_context / tp / (flops * eff.attention_compute),
-    )
-    link_bw = cluster.intra_node_bytes_per_s * eff.communication
-    ring = 2 * (tp - 1) / tp if tp > 1 else 0.0
+    tp, pp, layers = parallel.tp, parallel.pp, model.num_layers
+    prec = "fp8" if "fp8" in (precision, model.dtype) else "bf16"
+    h = model.hidden_size
+    heads, kv_heads, d = _attention_shape(model, tp)
+    kvb = model.kv_bytes_per_element
+    pair_s, ctx_s = ops.attention_pair_s(heads, kv_heads, d, kvb, gpu, eff)
+    elem_base, elem_per_token = _elementwise(model, tp, eff, gpu)
     spans_nodes = parallel.num_gpus > cluster.gpus_per_node
-    send_bw = (cluster.inter_node_bytes_per_s if spans_nodes else cluster.intra_node_bytes_per_s)
+    send_bw = cluster.inter_node_bytes_per_s if spans_nodes else cluster.intra_node_bytes_per_s
+    link_latency = cluster.inter_node_latency_s if spans_nodes else cluster.intra_node_latency_s
+    per_token_bytes = h * ops.ACT_BYTES
+    ar_per_token = float(ops.allreduce_s(per_token_bytes, tp, cluster.intra_node_bytes_per_s, eff))
     terms = _Terms(
-        gemm_s_per_token=per_token_flops / tp / (flops * eff.gemm_compute),
-        logits_s_per_seq=2.0 * lm_head_params / tp / (flops * eff.gemm_compute),
-        weight_s=dense_weight_bytes / (bw * eff.gemm_memory),
-        expert_s=model.num_moe_layers * expert_params * w_bytes / tp / (bw * eff.gemm_memory),
-        num_experts=model.num_experts,
-        experts_per_token=model.experts_per_token,
-        act_s_per_token=act_per_token / (bw * eff.gemm_memory),
-        attn_s_per_pair=model.attention_flops_per_token_per_context / tp / (flops * eff.attention_compute),
-        qkv_s_per_token=qkv_per_token / (bw * eff.attention_memory),
-        decode_s_per_ctx=decode_attn,
-        allreduce_s_per_token=2 * layers * ring * h * act_bytes / link_bw if tp > 1 else 0.0,
-        allreduce_latency_s=2 * layers * eff.collective_latency_s if tp > 1 else 0.0,
-        send_s_per_token=h * act_bytes / (send_bw * eff.communication),
-        send_latency_s=cluster.inter_node_latency_s if spans_nodes else cluster.intra_node_latency_s,
+        gpu=gpu,
+        layers=ops.gemm_stack(_layer_gemms(model, tp), gpu, eff, prec),
+        head=ops.gemm_stack([(1, model.vocab_size / tp, h)], gpu, eff, prec),
+        elem_base_s=elem_base,
+        elem_s_per_token=elem_per_token,
+        moe_layers=model.num_moe_layers,
+        moe_shape=(h, model.moe_ffn_size, model.experts_per_token, model.num_experts, tp),
+        attn_base_s=layers * eff.attention_overhead_s,
+        attn_s_per_seq=layers * eff.attention_seq_s,
+        attn_s_per_token=layers
+        * (
+            float(ops.attention_token_s(heads + 2 * kv_heads, d, gpu, eff))
+            + float(pair_s) * eff.attention_half_tokens
+        ),
+        attn_s_per_pair=layers * float(pair_s),
+        decode_base_s=layers * eff.decode_overhead_s,
+        decode_s_per_seq=layers
+        * (eff.decode_seq_s + float(ops.attention_token_s(heads, d, gpu, eff))),
+        decode_s_per_ctx=layers * float(ctx_s),
+        allreduce_base_s=2 * layers * eff.collective_latency_s if tp > 1 else 0.0,
+        allreduce_s_per_token=2 * layers * (ar_per_token - eff.collective_latency_s)
+        if tp > 1
+        else 0.0,
+        send_base_s=link_latency + eff.send_latency_s,
+        send_s_per_token=per_token_bytes / (send_bw * eff.send_efficiency),
         overhead_s=eff.iteration_overhead_s + eff.layer_overhead_s * layers,
         seq_overhead_s=eff.seq_overhead_s,
     )
     fraction = max(stage_layers(layers, pp)) / layers
-    return RooflineModel(model, parallel, terms, fraction, precision, eff)
+    return RooflineModel(model, parallel, terms, fraction, prec, eff)

@@ -1,0 +1,178 @@
+"""Serving-engine (backend) profiles: what differs between vLLM, SGLang and TensorRT-LLM.
+
+The same model on the same GPU runs at different speeds under different engines: per-iteration
+CPU/launch overhead, the attention kernels, how well GEMMs are tuned, and the scheduling policy.
+A `BackendProfile` expresses these as changes to the latency model's `Efficiency` (an overhead
+that replaces `iteration_overhead_s`, scale factors on the GEMM/MoE compute and memory
+efficiencies and on the attention efficiencies) and to the engine's `InstanceGroup` policy
+(chunked prefill with a token budget, or prefill-prioritized batches), plus whether an fp8
+checkpoint keeps its KV cache in fp8.
+
+Profiles are versioned JSON files in latency/data/backends/ (`{"format": "servesim-backend",
+"version": 1, "name": ..., "policy": ..., "params": {...}, "fitted_on": [...]}`); the numbers are
+fitted on measured end-to-end rows (servesim.validate.fit), not tuned per row.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from servesim.errors import InputError, UnknownNameError, require
+from servesim.latency.ops import Efficiency
+
+FORMAT = "servesim-backend"
+VERSION = 1
+BACKEND_NAMES = ("vllm", "sglang", "trtllm")
+POLICIES = ("vllm", "chunked")
+# Efficiency fields each scale multiplies.
+COMPUTE_FIELDS = ("gemm_compute", "moe_compute")
+MEMORY_FIELDS = ("gemm_memory", "moe_memory", "elementwise_memory")
+ATTENTION_FIELDS = ("attention_compute", "attention_memory")
+FITTED_PARAMS = (
+    "iteration_overhead_s",
+    "seq_overhead_s",
+    "request_overhead_s",
+    "compute_scale",
+    "memory_scale",
+    "attention_scale",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BackendProfile:
+    """One serving engine's differences from the plain latency model.
+
+    Attributes:
+        name: 'vllm', 'sglang' or 'trtllm' (or any name for a custom file).
+        policy: colocated scheduling the engine uses by default: 'chunked' or 'vllm'.
+        chunk_tokens: token budget of one chunked-prefill iteration (decodes included).
+        fp8_kv_cache: an fp8 checkpoint keeps its KV cache in fp8 (else bf16).
+        iteration_overhead_s: seconds of CPU scheduling/launch per iteration (replaces the
+            latency profile's value).
+        seq_overhead_s: seconds per sequence per iteration (input preparation, sampling;
+            replaces the latency profile's value).
+        request_overhead_s: seconds the serving front end adds to every request's TTFT
+            (HTTP, tokenization, routing), outside the GPU iterations.
+        compute_scale: multiplies the GEMM and MoE compute efficiencies.
+        memory_scale: multiplies the GEMM, MoE and element-wise memory efficiencies.
+        attention_scale: multiplies the attention compute and memory efficiencies.
+        fitted_on: what the numbers were fitted on (provenance).
+    """
+
+    name: str
+    policy: str = "chunked"
+    chunk_tokens: int = 8192
+    fp8_kv_cache: bool = False
+    iteration_overhead_s: float = 2e-3
+    seq_overhead_s: float = 10e-6
+    request_overhead_s: float = 0.0
+    compute_scale: float = 1.0
+    memory_scale: float = 1.0
+    attention_scale: float = 1.0
+    fitted_on: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        require(
+            self.policy in POLICIES, "backend.policy", self.policy, f"one of {', '.join(POLICIES)}"
+        )
+        require(
+            self.chunk_tokens >= 1, "backend.chunk_tokens", self.chunk_tokens, "an integer >= 1"
+        )
+        for name in ("iteration_overhead_s", "seq_overhead_s", "request_overhead_s"):
+            require(
+                getattr(self, name) >= 0, f"backend.{name}", getattr(self, name), "seconds >= 0"
+            )
+        for name in ("compute_scale", "memory_scale", "attention_scale"):
+            value = getattr(self, name)
+            require(0 < value <= 4, f"backend.{name}", value, "a factor in (0, 4]")
+
+    def params(self) -> dict[str, float]:
+        """The fitted numbers, by name."""
+        return {name: float(getattr(self, name)) for name in FITTED_PARAMS}
+
+    def with_params(self, **params: float) -> BackendProfile:
+        return replace(self, **params)  # type: ignore[arg-type]
+
+    def apply(self, eff: Efficiency) -> Efficiency:
+        """`eff` as this engine achieves it (fractions stay within Efficiency's (0, 2])."""
+        scaled = {
+            "iteration_overhead_s": self.iteration_overhead_s,
+            "seq_overhead_s": self.seq_overhead_s,
+        }
+        for names, scale in (
+            (COMPUTE_FIELDS, self.compute_scale),
+            (MEMORY_FIELDS, self.memory_scale),
+            (ATTENTION_FIELDS, self.attention_scale),
+        ):
+            for name in names:
+                value = getattr(eff, name) * scale
+                if value > 2.0:
+                    raise InputError(
+                        f"backend {self.name}: {name}",
+                        round(value, 3),
+                        "a scaled efficiency <= 2 (lower the backend's scale)",
+                    )
+                scaled[name] = value
+        return replace(eff, **scaled)
+
+    def kv_precision(self, weight_precision: str) -> str:
+        """KV-cache precision for a checkpoint of `weight_precision`."""
+        return "fp8" if weight_precision == "fp8" and self.fp8_kv_cache else "bf16"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        fitted_on = data.pop("fitted_on")
+        out: dict[str, Any] = {"format": FORMAT, "version": VERSION, "name": data.pop("name")}
+        out["params"] = data
+        out["fitted_on"] = list(fitted_on)
+        return out
+
+
+def backend_from_dict(data: Any, origin: str = "backend") -> BackendProfile:
+    """Validate parsed JSON into a BackendProfile."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InputError(origin, "format", f'a JSON object with "format": "{FORMAT}"')
+    if data.get("version") != VERSION:
+        raise InputError(f"{origin}.version", data.get("version"), f"{VERSION}")
+    params = data.get("params")
+    if not isinstance(data.get("name"), str) or not isinstance(params, dict):
+        raise InputError(origin, "name/params", "a 'name' string and a 'params' object")
+    known = {f.name for f in fields(BackendProfile)} - {"name", "fitted_on"}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise InputError(f"{origin}.params", unknown[0], f"one of {', '.join(sorted(known))}")
+    return BackendProfile(name=data["name"], fitted_on=tuple(data.get("fitted_on", ())), **params)
+
+
+def save_backend(profile: BackendProfile, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(profile.to_dict(), indent=1) + "\n")
+
+
+@cache
+def _shipped(name: str) -> BackendProfile:
+    text = resources.files("servesim.latency").joinpath(f"data/backends/{name}.json").read_text()
+    return backend_from_dict(json.loads(text), f"backend {name}")
+
+
+def load_backend(name_or_path: str | Path) -> BackendProfile:
+    """A shipped backend profile by name ('vllm', 'sglang', 'trtllm'), or a JSON file by path."""
+    text = str(name_or_path).strip()
+    if text.lower() in BACKEND_NAMES:
+        return _shipped(text.lower())
+    path = Path(text)
+    if path.suffix != ".json":
+        raise UnknownNameError("backend", text, BACKEND_NAMES)
+    try:
+        data = json.loads(path.read_text())
+    except OSError:
+        raise InputError(
+            "backend", text, f"an existing JSON file or one of {', '.join(BACKEND_NAMES)}"
+        ) from None
+    except json.JSONDecodeError as err:
+        raise InputError("backend", text, f"valid JSON (line {err.lineno}: {err.msg})") from None
+    return backend_from_dict(data, f"backend {path.name}")
