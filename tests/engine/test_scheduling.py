@@ -1,0 +1,165 @@
+"""Batching and scheduling rules of each instance kind, checked on the records."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from servesim.engine import simulate
+from servesim.engine.prefill import saturating_prefill_tokens
+from servesim.latency import build_latency_model
+from servesim.specs.parallel import ParallelSpec
+from servesim.workload import Fixed, OpenLoopWorkload, Poisson, Uniform
+
+from .factories import CLUSTER, MODEL, StubLatency, deployment, fixed_workload, run, stubs
+
+
+def test_prefill_batches_fill_up_to_lm_and_long_prompts_run_alone() -> None:
+    # A burst at once (rate huge): batches of 300-token prompts under L_m = 1000 hold 3.
+    result = run(
+        "prefill_only",
+        fixed_workload(1e6, 30, isl=300, osl=1, poisson=False),
+        max_prefill_tokens=1000,
+    )
+    starts = result.records.prefill_start_s
+    _, sizes = np.unique(starts, return_counts=True)
+    # The first request finds an idle instance; the other 29 go 3 by 3 (the last batch has 2).
+    assert sizes.tolist() == [1] + [3] * 9 + [2]
+    alone = run(
+        "prefill_only",
+        fixed_workload(1e6, 5, isl=1500, osl=1, poisson=False),
+        max_prefill_tokens=1000,
+    )
+    assert len(np.unique(alone.records.prefill_start_s)) == 5
+
+
+def test_pipeline_keeps_pp_batches_in_flight() -> None:
+    lat = StubLatency(prefill_base_s=0.3, prefill_per_token_s=0.0, pp=3)
+    result = run(
+        "prefill_only",
+        fixed_workload(1e6, 9, isl=100, osl=1, poisson=False),
+        lat,
+        max_prefill_tokens=100,
+        pp=3,
+    )
+    r = result.records
+    assert np.allclose(np.diff(r.prefill_start_s), 0.1)  # a new batch every stage time
+    assert np.allclose(r.prefill_end_s - r.prefill_start_s, 0.3)  # latency: all stages
+
+
+def test_decode_waits_when_kv_is_full() -> None:
+    # Each request reserves 100 + 50 - 1 tokens; 300 fit -> at most two run at once.
+    result = run(
+        "decode_only",
+        fixed_workload(1e6, 6, isl=100, osl=50, poisson=False),
+        kv_capacity_tokens=300,
+    )
+    inst = result.instances[0]
+    assert inst.max_batch_size == 2 and inst.max_kv_tokens == 298
+    finish = result.records.finish_s
+    # The third request starts only when the first has finished: 49 more iterations of >= 10 ms.
+    assert finish[2] >= finish[0] + 49 * 0.01
+
+
+def test_decode_batch_cap() -> None:
+    result = run(
+        "decode_only", fixed_workload(1e6, 10, isl=10, osl=20, poisson=False), max_batch_seqs=3
+    )
+    assert result.instances[0].max_batch_size == 3
+
+
+def test_decode_times_follow_the_closed_form() -> None:
+    lat = StubLatency(decode_base_s=0.01, decode_per_seq_s=0.0, decode_per_ctx_s=1e-5)
+    result = run("decode_only", fixed_workload(1.0, 1, isl=100, osl=11), lat)
+    # 10 iterations with contexts 100..109: 10 * 0.01 + 1e-5 * sum(100..109)
+    expected = 0.1 + 1e-5 * sum(range(100, 110))
+    assert np.isclose(result.records.finish_s[0] - result.records.arrival_s[0], expected)
+
+
+def test_disagg_ttft_includes_the_kv_transfer() -> None:
+    result = run("disagg", fixed_workload(2.0, 20, isl=512, osl=8))
+    r = result.records
+    assert np.allclose(r.first_token_s, r.kv_end_s)
+    transfer = r.kv_end_s - r.kv_start_s
+    expected = 512 * MODEL.kv_bytes_per_token / CLUSTER.intra_node_bytes_per_s
+    assert np.allclose(transfer, expected + CLUSTER.intra_node_latency_s)
+    assert np.all(r.kv_start_s >= r.prefill_end_s)
+
+
+def test_disagg_routes_to_shortest_queue_and_least_loaded() -> None:
+    result = run("disagg", fixed_workload(1e6, 40, isl=200, osl=30, poisson=False), num_instances=4)
+    r = result.records
+    assert set(np.unique(r.prefill_instance)) == {0, 1, 2, 3}
+    assert set(np.unique(r.decode_instance)) == {4, 5, 6, 7}
+    assert np.bincount(r.decode_instance - 4).tolist() == [10, 10, 10, 10]
+
+
+def test_colocated_vllm_preempts_under_kv_pressure() -> None:
+    workload = OpenLoopWorkload(Poisson(50.0), Fixed(200, 300), 60)
+    result = run("colocated", workload, kv_capacity_tokens=3000)
+    assert result.counts.preempted > 0
+    assert result.counts.finished == 60
+    assert result.instances[0].max_kv_tokens <= 3000
+    roomy = run("colocated", workload, kv_capacity_tokens=60000)
+    assert roomy.counts.preempted == 0
+
+
+def test_vllm_never_mixes_prefill_and_decode_but_chunked_does() -> None:
+    workload = OpenLoopWorkload(Poisson(20.0), Uniform(100, 900, 10, 50), 100)
+    dep = deployment("colocated")
+    vllm = simulate(dep, workload, timeline=True, latency_models=stubs("colocated"))
+    dep_c = deployment("colocated", policy="chunked", chunk_tokens=256)
+    chunked = simulate(dep_c, workload, timeline=True, latency_models=stubs("colocated"))
+    assert vllm.timeline is not None and chunked.timeline is not None
+    kinds_v = {s[2] for s in vllm.timeline.spans[0]}
+    kinds_c = {s[2] for s in chunked.timeline.spans[0]}
+    assert kinds_v == {"prefill", "decode"}
+    assert "mixed" in kinds_c and "prefill" not in kinds_c
+    assert chunked.counts.finished == vllm.counts.finished == 100
+
+
+def test_chunked_splits_long_prompts() -> None:
+    result = run(
+        "colocated",
+        fixed_workload(0.1, 3, isl=1000, osl=2, poisson=False),
+        policy="chunked",
+        chunk_tokens=256,
+    )
+    # 1000 tokens in chunks of 256: four iterations before the first token.
+    lat = StubLatency()
+    chunks = [256, 256, 256, 232]
+    expected = sum(lat.mixed_s(c, 0.0, 0, 0) for c in chunks)
+    r = result.records
+    assert np.allclose(r.first_token_s - r.arrival_s, expected)
+
+
+def test_timeline_collects_spans_queue_and_transfers() -> None:
+    res = simulate(
+        deployment("disagg"),
+        fixed_workload(5.0, 30, isl=100, osl=10),
+        timeline=True,
+        latency_models=stubs("disagg"),
+    )
+    tl = res.timeline
+    assert tl is not None
+    assert len(tl.transfers) == 30 and len(tl.spans) == 2
+    assert all(end >= start for start, end, *_ in tl.spans[1])
+    assert tl.queue_samples
+
+
+def test_default_lm_saturates_the_gpu() -> None:
+    lat = build_latency_model(MODEL, CLUSTER, ParallelSpec(1, 1))
+    lm = saturating_prefill_tokens(lat, 2048)
+    assert 256 <= lm <= 1024
+    rate = lambda t: t / lat.prefill_s(1, t, t * t)  # noqa: E731
+    assert (
+        rate(lm) >= 0.95 * max(rate(t) for t in range(16, 2049, 16)) > rate(lm - 16) / 0.95 * 0.95
+    )
+
+
+def test_instance_stats() -> None:
+    res = run("colocated", fixed_workload(5.0, 100, isl=100, osl=20))
+    s = res.instances[0]
+    assert 0 < s.busy_s <= res.end_s
+    assert 0 < s.utilization(res.end_s) <= 1
+    assert s.num_iterations >= 100 * 19 / s.max_batch_size
+    assert 1 <= s.mean_batch_size <= s.max_batch_size
