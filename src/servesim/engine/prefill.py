@@ -3,8 +3,9 @@
 A batch takes the queue head and then the following requests while the prompt tokens stay
 within L_m (a longer prompt runs alone) and the KV cache has room: a request's KV stays on the
 instance from its prefill start until its transfer to a decode instance ends (released by the
-engine). With PP stages a batch takes `prefill_s` to come out but the first stage is free again
-after `prefill_stage_s`, so up to PP batches are in flight.
+engine). With PP stages a batch spends `prefill_s / PP` in each stage, in order, and a stage
+serves one batch at a time, so batches never overtake each other; the first stage takes the
+next batch only after `prefill_stage_s` (the busiest stage's time), which bounds throughput.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def saturating_prefill_tokens(latency: LatencyModel, max_tokens: int, share: flo
 class PrefillInstance(Instance):
     """Prefill-only instance: a FCFS queue, batching up to `max_tokens`, PP micro-pipelining."""
 
-    __slots__ = ("in_flight", "kv", "max_tokens", "pp", "queue", "slot_free_s")
+    __slots__ = ("in_flight", "kv", "max_tokens", "pp", "queue", "slot_free_s", "stage_free_s")
 
     def __init__(
         self,
@@ -45,6 +46,7 @@ class PrefillInstance(Instance):
         self.kv = 0  # KV tokens held: prefilling, or waiting for / in transfer
         self.in_flight = 0  # batches inside the pipeline
         self.slot_free_s = 0.0  # when the first stage can take the next batch
+        self.stage_free_s = [0.0] * self.pp  # when each stage finishes its current batch
 
     def kv_used(self) -> int:
         return self.kv
@@ -85,12 +87,24 @@ class PrefillInstance(Instance):
             self.max_kv = self.kv
         self.in_flight += 1
         self.slot_free_s = now + stage
+        if self.pp > 1:
+            dur = self._through_stages(now, dur) - now
         starts = self.rec.prefill_start_s
         for rid in batch:
             starts[rid] = now
         # Busy time counts the first stage's occupancy, so utilization is that of the pipeline.
         self.account(now, stage, "prefill", num, 1)
         return now + dur, now + stage, batch
+
+    def _through_stages(self, now: float, dur: float) -> float:
+        """When a batch started at `now` leaves the last stage (each stage takes dur / PP)."""
+        t = now
+        per_stage = dur / self.pp
+        free = self.stage_free_s
+        for j in range(self.pp):
+            t = max(t, free[j]) + per_stage
+            free[j] = t
+        return t
 
     def end_batch(self, now: float, batch: list[int]) -> None:
         """A batch came out of the last stage at `now`."""

@@ -1,0 +1,215 @@
+"""The evaluation function: one shape's goodput, pure and picklable.
+
+An `Evaluator` answers two questions about a shape under a problem: its bounds (without
+simulating) and the attainment at one rate (one simulation). `SimEvaluator` asks the engine;
+tests substitute synthetic evaluators. `run_task` is what executors ship to workers: it runs the
+goodput bisection for one shape, reading and writing each rate point through the disk cache, so
+an interrupted search resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from servesim.search.bounds import (
+    RequestLengths,
+    ShapeBounds,
+    attainment_upper_bound,
+    decode_capacity_per_s,
+    finite_horizon,
+    prefill_capacity_per_s,
+    unloaded_tpot_s,
+    unloaded_ttft_s,
+)
+from servesim.search.cache import PointCache
+from servesim.search.goodput import GoodputResult, RatePoint, find_goodput
+from servesim.search.problem import SearchProblem
+from servesim.search.shapes import GroupShape, Shape
+from servesim.search.transport import LowAffinityTransport
+
+
+class Evaluator(Protocol):
+    """Bounds and single-rate attainment of shapes. Implementations must be picklable."""
+
+    def bounds(self, problem: SearchProblem, shape: Shape) -> ShapeBounds: ...
+
+    def point(self, problem: SearchProblem, shape: Shape, rate_per_s: float) -> RatePoint: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One goodput search: shape, problem, evaluator and the bound that starts the bracket."""
+
+    evaluator: Evaluator
+    problem: SearchProblem
+    shape: Shape
+    bound_per_s: float
+    stop_below_per_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOutcome:
+    """A finished goodput search and how many simulations it actually ran (cache misses)."""
+
+    result: GoodputResult
+    num_simulated: int
+
+
+def run_task(task: Task, cache_dir: str | None) -> TaskOutcome:
+    """Goodput of `task.shape`; rate points come from the cache when present."""
+    cache = PointCache(Path(cache_dir)) if cache_dir else None
+    prefix = f"{task.problem.fingerprint()}|{task.evaluator!r}|{task.shape.key}"
+    num_simulated = 0
+
+    def evaluate(rate_per_s: float) -> RatePoint:
+        nonlocal num_simulated
+        key = f"{prefix}|{rate_per_s!r}"
+        hit = cache.get(key) if cache else None
+        if hit is not None:
+            return hit
+        num_simulated += 1
+        point = task.evaluator.point(task.problem, task.shape, rate_per_s)
+        if cache:
+            cache.put(key, point)
+        return point
+
+    result = find_goodput(
+        evaluate, task.bound_per_s, task.problem.bisection, task.shape.metric, task.stop_below_per_s
+    )
+    return TaskOutcome(result, num_simulated)
+
+
+# ---- the engine-backed evaluator --------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SimEvaluator:
+    """Bounds from the latency model, attainment from `servesim.engine.simulate`."""
+
+    name: str = "engine"
+
+    def bounds(self, problem: SearchProblem, shape: Shape) -> ShapeBounds:
+        return shape_bounds(problem, shape)
+
+    def point(self, problem: SearchProblem, shape: Shape, rate_per_s: float) -> RatePoint:
+        result = simulate_shape(problem, shape, rate_per_s)
+        return rate_point(problem, result.records, rate_per_s)
+
+
+def simulate_shape(problem: SearchProblem, shape: Shape, rate_per_s: float) -> Any:
+    """One engine simulation of `shape` at `rate_per_s` (same seed, same requests).
+
+    High affinity uses the engine's default first-fit placement; low affinity keeps each unit's
+    KV transfers inside a node (`LowAffinityTransport`).
+    """
+    from servesim.engine import simulate
+
+    transport = LowAffinityTransport(problem.cluster, shape) if shape.affinity == "low" else None
+    workload = problem.workload.build(rate_per_s)
+    return simulate(
+        build_deployment(problem, shape), workload, seed=problem.seed, transport=transport
+    )
+
+
+def build_deployment(problem: SearchProblem, shape: Shape) -> Any:
+    """The engine's Deployment for a shape."""
+    from servesim.engine import Deployment, InstanceGroup
+    from servesim.specs.parallel import ParallelSpec
+
+    limits: dict[str, int] = {}
+    if problem.max_batch_seqs is not None:
+        limits["max_batch_seqs"] = problem.max_batch_seqs
+    if problem.max_prefill_tokens is not None:
+        limits["max_prefill_tokens"] = problem.max_prefill_tokens
+    groups = tuple(
+        InstanceGroup(g.role, ParallelSpec(g.tp, g.pp), g.num_instances, policy=g.policy, **limits)
+        for g in shape.groups
+    )
+    return Deployment(
+        problem.model,
+        problem.cluster,
+        groups,
+        profile=problem.profile,
+        kv_transfer=problem.kv_transfer,
+    )
+
+
+def rate_point(problem: SearchProblem, records: Any, rate_per_s: float) -> RatePoint:
+    """Attainments and p90 latencies of one simulation's records."""
+    from servesim.metrics import latencies, meets_slos
+
+    ttft_ok, tpot_ok, joint_ok = meets_slos(records, problem.ttft_slo_s, problem.tpot_slo_s)
+    ttft_s, tpot_s, _ = latencies(records)
+    n = max(1, len(records))
+    return RatePoint(
+        rate_per_s=rate_per_s,
+        attainment_ttft=float(np.count_nonzero(ttft_ok)) / n,
+        attainment_tpot=float(np.count_nonzero(tpot_ok)) / n,
+        attainment_joint=float(np.count_nonzero(joint_ok)) / n,
+        p90_ttft_s=_p90(ttft_s),
+        p90_tpot_s=_p90(tpot_s),
+    )
+
+
+def _p90(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(np.quantile(finite, 0.9)) if finite.size else math.nan
+
+
+# ---- bounds from the latency model ------------------------------------------------------------
+def shape_bounds(problem: SearchProblem, shape: Shape) -> ShapeBounds:
+    """Unloaded attainment bound and throughput bound of `shape` (no simulation)."""
+    req = RequestLengths.of(problem)
+    prefill = shape.group("prefill") or shape.group("colocated")
+    decode = shape.group("decode") or shape.group("colocated")
+    ttft = _unloaded(problem, "ttft", prefill.tp, prefill.pp) if prefill else None
+    tpot = _unloaded(problem, "tpot", decode.tp, decode.pp) if decode else None
+    capacity, kv_limited = math.inf, False
+    if prefill is not None and shape.metric != "tpot":
+        capacity = prefill_capacity_per_s(_latency(problem, prefill.tp, prefill.pp), prefill, req)
+    if decode is not None and shape.metric != "ttft":
+        decode_cap, kv_limited = _decode_capacity(problem, decode, req)
+        kv_limited = kv_limited and decode_cap < capacity
+        capacity = min(capacity, decode_cap)
+    ub = attainment_upper_bound(shape.metric, problem, ttft, tpot)
+    return ShapeBounds(ub, finite_horizon(capacity, problem, req, shape.metric), kv_limited)
+
+
+def _decode_capacity(
+    problem: SearchProblem, group: GroupShape, req: RequestLengths
+) -> tuple[float, bool]:
+    from servesim.specs.parallel import ParallelSpec, memory_plan
+
+    plan = memory_plan(
+        problem.model, ParallelSpec(group.tp, group.pp), problem.cluster.gpu.memory_bytes
+    )
+    return decode_capacity_per_s(
+        _latency(problem, group.tp, group.pp),
+        group,
+        req,
+        plan.kv_capacity_tokens,
+        problem.tpot_slo_s,
+        problem.max_batch_seqs,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _unloaded(problem: SearchProblem, kind: str, tp: int, pp: int) -> np.ndarray:
+    """Per-request unloaded TTFT ('ttft') or TPOT ('tpot') on a TP x PP instance, seconds."""
+    req = RequestLengths.of(problem)
+    fn = unloaded_ttft_s if kind == "ttft" else unloaded_tpot_s
+    return fn(_latency(problem, tp, pp), req)
+
+
+@functools.lru_cache(maxsize=256)
+def _latency(problem: SearchProblem, tp: int, pp: int) -> Any:
+    from servesim.latency import build_latency_model
+    from servesim.specs.parallel import ParallelSpec
+
+    return build_latency_model(
+        problem.model, problem.cluster, ParallelSpec(tp, pp), problem.profile
+    )
