@@ -174,6 +174,9 @@ def search_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    top: int = typer.Option(
+        15, help="Rows of the ranked table to print (the JSON and --out have all)."
+    ),
 ) -> None:
     s = make_search_scenario(
         scenario,
@@ -205,7 +208,10 @@ def search_command(
     if as_json:
         print_json(result_dict(result, problem))
     else:
-        print_result(result, problem, Console())
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=132)
+        print_result(result, problem, console, top)
 
 
 def _run_with_progress(
@@ -222,7 +228,9 @@ def _fmt(x: float | None, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
 
-def print_result(result: SearchResult, problem: SearchProblem, console: Console) -> None:
+def print_result(
+    result: SearchResult, problem: SearchProblem, console: Console, top: int | None = None
+) -> None:
     """The ranked table, then the best colocated vs best disaggregated and their ratio."""
     c = problem.cluster
     table = Table(
@@ -243,7 +251,8 @@ def print_result(result: SearchResult, problem: SearchProblem, console: Console)
         "limit",
     ):
         table.add_column(col, justify="left" if col in ("mode", "limit") else "right")
-    for rank, cand in enumerate(c for c in result.candidates if c.status == "evaluated"):
+    ranked = [c for c in result.candidates if c.status == "evaluated"]
+    for rank, cand in enumerate(ranked[:top]):
         d = candidate_dict(cand)
         mode = SHORT_MODES[d["mode"]] + " " + (d["policy"] or d["affinity"] or "")
         table.add_row(
@@ -259,6 +268,8 @@ def print_result(result: SearchResult, problem: SearchProblem, console: Console)
             d["bottleneck"],
         )
     console.print(table)
+    if top is not None and len(ranked) > top:
+        console.print(f"({len(ranked) - top} more candidates in --json / --out)")
     console.print(
         "prefill/decode: TP/PP/instances; limit: what fails first above the goodput; "
         "<x: stopped early, cannot beat the best"
