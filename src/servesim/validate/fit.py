@@ -1,0 +1,218 @@
+"""Fit backend profiles on measured rows, and evaluate them leave-one-model-out.
+
+A backend's few numbers (`FITTED_PARAMS` of latency/backends.py) are chosen by coordinate search
+in log space to minimize a robust error over that backend's training rows:
+mean(min(|ln(pred/measured)|, CAP)) of TPOT plus TTFT_WEIGHT times the same for TTFT. The same
+numbers serve every row of the backend: nothing is tuned per row.
+
+`leave_one_model_out` refits, for each catalog model M, every backend on the rows of the other
+models and predicts M's rows with those profiles, so the errors say how servesim does on a model
+it has not seen. A backend with fewer than MIN_FIT_ROWS training rows keeps its prior profile.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from servesim.errors import InputError
+from servesim.latency.backends import FITTED_PARAMS, POLICIES, BackendProfile
+from servesim.validate.predict import predict_row
+from servesim.validate.runner import RowResult, evaluate_row
+from servesim.validate.silicon import SiliconRow
+from servesim.validate.support import Target, classify
+
+CAP = 1.5  # log errors above this (4.5x off) count as this
+TTFT_WEIGHT = 0.5  # TTFT is noisier (queueing, front end) than TPOT
+MIN_FIT_ROWS = 20
+MAX_FIT_ROWS = 80  # training rows per backend (a fixed random subset when more)
+FIT_MAX_REQUESTS = 64
+STEPS = (4.0, 2.0, 1.41, 1.19)  # multiplicative step of each coordinate-search pass
+BOUNDS = {
+    "iteration_overhead_s": (0.0, 0.05),
+    "seq_overhead_s": (0.0, 1e-3),
+    "request_overhead_s": (0.0, 1.0),
+    # Scales stay where the scaled efficiencies remain physical (<= ~1 of the datasheet peak for
+    # the GPU profiles' GEMM ~0.75 and attention ~0.55 fractions, and the roofline's 0.7 / 0.5).
+    "compute_scale": (0.2, 1.3),
+    "memory_scale": (0.3, 1.15),
+    "attention_scale": (0.2, 1.7),
+}
+ZERO_STEP = {"iteration_overhead_s": 1e-4, "seq_overhead_s": 1e-6, "request_overhead_s": 5e-3}
+
+Case = tuple[SiliconRow, Target]
+
+# Where every fit starts: each engine's documented defaults (chunked prefill in vLLM V1 and
+# TensorRT-LLM, prefill-first batches in SGLang; an 8192-token batch budget; fp8 KV cache in
+# TensorRT-LLM fp8 checkpoints) and the roofline's overheads. Fits never start from fitted files,
+# so held-out rows cannot leak into a leave-one-model-out fit.
+PRIORS = {
+    "vllm": BackendProfile("vllm", policy="chunked", chunk_tokens=8192, fp8_kv_cache=False),
+    "sglang": BackendProfile("sglang", policy="vllm", chunk_tokens=8192, fp8_kv_cache=False),
+    "trtllm": BackendProfile("trtllm", policy="chunked", chunk_tokens=8192, fp8_kv_cache=True),
+}
+
+
+def trimmed_log_error(predicted: float, measured: float) -> float:
+    if not (predicted > 0 and math.isfinite(predicted)):
+        return CAP
+    return min(abs(math.log(predicted / measured)), CAP)
+
+
+def case_loss(case: Case, profile: BackendProfile) -> float:
+    row, target = case
+    try:
+        p = predict_row(row, target, profile, FIT_MAX_REQUESTS)
+    except InputError:
+        return math.nan  # cannot run under any profile: not part of the loss
+    return trimmed_log_error(p.tpot_ms, row.measured_tpot_ms) + TTFT_WEIGHT * trimmed_log_error(
+        p.ttft_ms, row.measured_ttft_ms
+    )
+
+
+def loss(cases: Sequence[Case], profile: BackendProfile) -> float:
+    values = [v for v in (case_loss(c, profile) for c in cases) if not math.isnan(v)]
+    return float(np.mean(values)) if values else math.inf
+
+
+def _candidates(name: str, value: float, step: float) -> list[float]:
+    lo, hi = BOUNDS[name]
+    if value == 0.0:
+        out = [0.0, ZERO_STEP[name] * step]
+    else:
+        out = [value / step, value, value * step]
+        if name in ZERO_STEP:
+            out.append(0.0)
+    return sorted({min(max(v, lo), hi) for v in out})
+
+
+def fit_backend(
+    cases: Sequence[Case], prior: BackendProfile, fitted_on: str = ""
+) -> BackendProfile:
+    """Coordinate search from `prior` over FITTED_PARAMS (after picking the better scheduling
+    policy at the prior's numbers); returns the best profile found."""
+    policies = (prior.policy, *(q for q in POLICIES if q != prior.policy))
+    trials = [replace(prior, policy=p) for p in policies]
+    scored = [(loss(cases, t), i, t) for i, t in enumerate(trials)]
+    best_loss, _, best = min(scored)
+    for step in STEPS:
+        for name in FITTED_PARAMS:
+            for value in _candidates(name, getattr(best, name), step):
+                try:
+                    trial = best.with_params(**{name: value})
+                    trial_loss = loss(cases, trial)
+                except InputError:
+                    continue
+                if trial_loss < best_loss - 1e-9:
+                    best, best_loss = trial, trial_loss
+    note = f"{fitted_on}; {len(cases)} rows; loss {best_loss:.4f}" if fitted_on else ""
+    return best.with_params(fitted_on=(note,) if note else ())  # type: ignore[arg-type]
+
+
+def training_cases(
+    rows: Sequence[SiliconRow], backend: str, exclude_model: str | None, seed: int = 0
+) -> list[Case]:
+    """Supported rows of `backend`, minus those of `exclude_model`, at most MAX_FIT_ROWS of them."""
+    cases = []
+    for row in rows:
+        support = classify(row)
+        if support.target and row.backend == backend and support.target.model_name != exclude_model:
+            cases.append((row, support.target))
+    if len(cases) > MAX_FIT_ROWS:
+        pick = np.random.default_rng(seed).choice(len(cases), MAX_FIT_ROWS, replace=False)
+        cases = [cases[i] for i in sorted(pick)]
+    return cases
+
+
+@dataclass(frozen=True, slots=True)
+class FitJob:
+    backend: str
+    exclude_model: str | None
+
+
+def run_fit(
+    job: FitJob, rows: Sequence[SiliconRow], priors: dict[str, BackendProfile]
+) -> BackendProfile:
+    cases = training_cases(rows, job.backend, job.exclude_model)
+    prior = priors[job.backend]
+    if len(cases) < MIN_FIT_ROWS:
+        return prior.with_params(fitted_on=(f"prior (only {len(cases)} training rows)",))  # type: ignore[arg-type]
+    what = f"silicon rows of {job.backend}" + (
+        f" except {job.exclude_model}" if job.exclude_model else ""
+    )
+    return fit_backend(cases, prior, what)
+
+
+def _run_fit_star(
+    args: tuple[FitJob, Sequence[SiliconRow], dict[str, BackendProfile]],
+) -> BackendProfile:
+    return run_fit(*args)
+
+
+def fit_all(
+    jobs: Sequence[FitJob],
+    rows: Sequence[SiliconRow],
+    priors: dict[str, BackendProfile],
+    workers: int = 1,
+    advance: Callable[[float], None] | None = None,
+) -> dict[FitJob, BackendProfile]:
+    """Run fit jobs (in worker processes when workers > 1)."""
+    args = [(job, rows, priors) for job in jobs]
+    out: dict[FitJob, BackendProfile] = {}
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for job, profile in zip(jobs, pool.map(_run_fit_star, args), strict=True):
+                out[job] = profile
+                if advance:
+                    advance(1)
+        return out
+    for job, arg in zip(jobs, args, strict=True):
+        out[job] = _run_fit_star(arg)
+        if advance:
+            advance(1)
+    return out
+
+
+def fit_on_all(
+    rows: Sequence[SiliconRow],
+    priors: dict[str, BackendProfile] | None = None,
+    workers: int = 1,
+    advance: Callable[[float], None] | None = None,
+) -> dict[str, BackendProfile]:
+    """Each backend fitted on all its supported rows (what latency/data/backends/ ships)."""
+    start = priors or PRIORS
+    fitted = fit_all([FitJob(b, None) for b in start], rows, start, workers, advance)
+    return {job.backend: profile for job, profile in fitted.items()}
+
+
+def leave_one_model_out(
+    rows: Sequence[SiliconRow],
+    priors: dict[str, BackendProfile] | None = None,
+    max_requests: int | None = None,
+    workers: int = 1,
+    advance: Callable[[float], None] | None = None,
+) -> tuple[list[RowResult], dict[FitJob, BackendProfile]]:
+    """Each supported row predicted by profiles fitted without its model's rows."""
+    priors = priors or PRIORS
+    supports = [classify(r) for r in rows]
+    pairs = sorted(
+        {(r.backend, s.target.model_name) for r, s in zip(rows, supports, strict=True) if s.target}
+    )
+    jobs = [FitJob(b, m) for b, m in pairs if b in priors]
+    fitted = fit_all(jobs, rows, priors, workers, advance)
+    results = []
+    for row, support in zip(rows, supports, strict=True):
+        if support.target is None or row.backend not in priors:
+            results.append(
+                evaluate_row(
+                    row, priors.get(row.backend, BackendProfile(row.backend)), max_requests
+                )
+            )
+            continue
+        profile = fitted[FitJob(row.backend, support.target.model_name)]
+        results.append(evaluate_row(row, profile, max_requests, support.target))
+    return results, fitted

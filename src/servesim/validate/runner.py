@@ -1,0 +1,131 @@
+"""Run the validation: classify every row, simulate the supported ones, keep one result per row.
+
+Rows are independent, so `evaluate` can spread them over worker processes; results come back in
+row order and do not depend on the number of workers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+from servesim.errors import InputError
+from servesim.latency.backends import BackendProfile, load_backend
+from servesim.validate.predict import Prediction, predict_row
+from servesim.validate.silicon import SiliconRow
+from servesim.validate.support import Target, classify
+
+Backends = Mapping[str, BackendProfile]
+
+
+@dataclass(frozen=True, slots=True)
+class RowResult:
+    """One row's outcome: a prediction, or the reason it is unsupported."""
+
+    row: SiliconRow
+    model_name: str | None  # catalog model (None when not in the catalog)
+    backend: str  # backend profile simulated
+    reason: str | None
+    prediction: Prediction | None
+
+    @property
+    def supported(self) -> bool:
+        return self.prediction is not None
+
+    @property
+    def ape_ttft(self) -> float:
+        """Absolute percentage error of TTFT (nan when unsupported)."""
+        return (
+            ape(self.prediction.ttft_ms, self.row.measured_ttft_ms) if self.prediction else math.nan
+        )
+
+    @property
+    def ape_tpot(self) -> float:
+        return (
+            ape(self.prediction.tpot_ms, self.row.measured_tpot_ms) if self.prediction else math.nan
+        )
+
+
+def ape(predicted: float, measured: float) -> float:
+    """|predicted - measured| / measured, in percent."""
+    return 100.0 * abs(predicted - measured) / measured
+
+
+def shipped_backends() -> dict[str, BackendProfile]:
+    return {name: load_backend(name) for name in ("vllm", "sglang", "trtllm")}
+
+
+def backend_for(row: SiliconRow, backends: Backends, override: str | None) -> BackendProfile:
+    """The profile to simulate `row` with: `override` if given, else the row's own backend."""
+    name = override or row.backend.lower()
+    if name not in backends:
+        raise InputError("backend", name, f"one of {', '.join(sorted(backends))}")
+    return backends[name]
+
+
+def evaluate_row(
+    row: SiliconRow,
+    backend: BackendProfile,
+    max_requests: int | None = None,
+    target: Target | None = None,
+) -> RowResult:
+    """Classify and (when supported) simulate one row."""
+    if target is None:
+        support = classify(row)
+        if support.target is None:
+            return RowResult(row, None, backend.name, support.reason, None)
+        target = support.target
+    try:
+        prediction = predict_row(row, target, backend, max_requests)
+    except InputError as err:
+        reason = f"cannot build the deployment: {err.field}: {err.allowed}"
+        return RowResult(row, target.model_name, backend.name, reason, None)
+    if not (math.isfinite(prediction.ttft_ms) and math.isfinite(prediction.tpot_ms)):
+        return RowResult(
+            row, target.model_name, backend.name, "no request finished in the simulation", None
+        )
+    return RowResult(row, target.model_name, backend.name, None, prediction)
+
+
+def _evaluate_job(job: tuple[SiliconRow, BackendProfile, int | None]) -> RowResult:
+    return evaluate_row(*job)
+
+
+def evaluate(
+    rows: Sequence[SiliconRow],
+    backends: Backends | None = None,
+    override: str | None = None,
+    max_requests: int | None = None,
+    workers: int = 1,
+    advance: Callable[[float], None] | None = None,
+) -> list[RowResult]:
+    """One RowResult per row, in row order."""
+    profiles = backends if backends is not None else shipped_backends()
+    jobs = []
+    for row in rows:
+        try:
+            jobs.append((row, backend_for(row, profiles, override), max_requests))
+        except InputError:
+            jobs.append((row, BackendProfile(row.backend or "unknown"), -1))
+    results: list[RowResult] = []
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for result in pool.map(_evaluate_or_reject, jobs, chunksize=16):
+                results.append(result)
+                if advance:
+                    advance(1)
+        return results
+    for job in jobs:
+        results.append(_evaluate_or_reject(job))
+        if advance:
+            advance(1)
+    return results
+
+
+def _evaluate_or_reject(job: tuple[SiliconRow, BackendProfile, int | None]) -> RowResult:
+    row, backend, max_requests = job
+    if max_requests == -1:  # the row names a backend with no profile
+        return RowResult(row, None, backend.name, f"backend without a profile: {row.backend}", None)
+    return _evaluate_job(job)

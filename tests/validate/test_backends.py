@@ -1,0 +1,124 @@
+"""Backend profiles (latency/backends.py) and the row-support rules."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from servesim.errors import InputError, UnknownNameError
+from servesim.latency.backends import BACKEND_NAMES, BackendProfile, load_backend, save_backend
+from servesim.latency.ops import Efficiency
+from servesim.validate.runner import ape
+from servesim.validate.silicon import read_silicon
+from servesim.validate.support import classify
+
+FIXTURE = Path(__file__).parent / "data" / "fixture.csv"
+
+
+@pytest.mark.parametrize("name", BACKEND_NAMES)
+def test_shipped_backends_load(name: str) -> None:
+    profile = load_backend(name)
+    assert profile.name == name
+    assert profile.apply(Efficiency()).iteration_overhead_s == profile.iteration_overhead_s
+
+
+def test_apply_scales_efficiency() -> None:
+    profile = BackendProfile(
+        "x",
+        compute_scale=0.5,
+        memory_scale=1.25,
+        attention_scale=2.0,
+        iteration_overhead_s=3e-3,
+        seq_overhead_s=0.0,
+    )
+    base = Efficiency()
+    eff = profile.apply(base)
+    assert eff.gemm_compute == pytest.approx(0.5 * base.gemm_compute)
+    assert eff.moe_memory == pytest.approx(1.25 * base.moe_memory)
+    assert eff.attention_compute == pytest.approx(2.0 * base.attention_compute)
+    assert eff.iteration_overhead_s == 3e-3 and eff.seq_overhead_s == 0.0
+    assert eff.communication == base.communication  # untouched
+
+
+def test_apply_refuses_efficiency_above_two() -> None:
+    with pytest.raises(InputError, match="gemm_memory"):
+        BackendProfile("x", memory_scale=3.0).apply(Efficiency())
+
+
+def test_round_trip_and_bad_files(tmp_path: Path) -> None:
+    profile = BackendProfile(
+        "mine", policy="vllm", chunk_tokens=2048, fp8_kv_cache=True, fitted_on=("a",)
+    )
+    path = tmp_path / "mine.json"
+    save_backend(profile, path)
+    assert load_backend(path) == profile
+    data = json.loads(path.read_text())
+    data["params"]["warp_speed"] = 9
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="warp_speed"):
+        load_backend(path)
+    with pytest.raises(UnknownNameError):
+        load_backend("tensorflow-serving")
+    with pytest.raises(InputError, match="policy"):
+        BackendProfile("x", policy="fifo")
+
+
+def test_kv_precision_follows_backend() -> None:
+    assert BackendProfile("a", fp8_kv_cache=True).kv_precision("fp8") == "fp8"
+    assert BackendProfile("a", fp8_kv_cache=True).kv_precision("bf16") == "bf16"
+    assert BackendProfile("a", fp8_kv_cache=False).kv_precision("fp8") == "bf16"
+
+
+def test_support_maps_names_and_precision() -> None:
+    rows = {r.id: r for r in read_silicon(FIXTURE)}
+    hand = classify(rows["hand_c1"]).target
+    assert hand is not None and hand.model_name == "llama-3.1-8b" and hand.gpu == "h100-sxm"
+    assert hand.weight_precision == "bf16"  # empty precision means bf16
+    disagg = classify(rows["disagg_c4"]).target
+    assert (
+        disagg is not None
+        and disagg.weight_precision == "fp8"
+        and disagg.model_name == "llama-3.1-70b"
+    )
+    ep = rows["ep_row"]
+    dense_ep = replace(rows["hand_c1"], agg=replace(rows["hand_c1"].agg, moe_ep=8))  # type: ignore[type-var]
+    assert classify(dense_ep).supported  # EP means nothing for a dense model
+    assert not classify(ep).supported
+    assert "system not in the GPU catalog" in str(classify(replace(ep, system="tpu_v5")).reason)
+    adp = replace(rows["hand_c1"], agg=replace(rows["hand_c1"].agg, attention_dp=4))  # type: ignore[type-var]
+    assert "attention data parallelism" in str(classify(adp).reason)
+
+
+@given(st.floats(0.01, 1e4), st.floats(0.01, 1e4))
+def test_ape_is_symmetric_in_sign(predicted: float, measured: float) -> None:
+    err = ape(predicted, measured)
+    assert err >= 0
+    assert ape(measured + (measured - predicted), measured) == pytest.approx(
+        err, rel=1e-9, abs=1e-9
+    )
+
+
+def test_fit_never_increases_the_loss() -> None:
+    from servesim.validate import fit
+
+    rows = read_silicon(FIXTURE)
+    cases = [(r, t) for r in rows if (t := classify(r).target) is not None]
+    prior = fit.PRIORS["vllm"]
+    fitted = fit.fit_backend(cases, prior, "fixture")
+    assert fit.loss(cases, fitted) <= fit.loss(cases, prior) + 1e-12
+    for name, (lo, hi) in fit.BOUNDS.items():
+        assert lo <= getattr(fitted, name) <= hi
+    assert fitted.fitted_on and "fixture" in fitted.fitted_on[0]
+
+
+def test_leave_one_model_out_keeps_priors_when_data_is_scarce() -> None:
+    from servesim.validate import fit
+
+    results, fitted = fit.leave_one_model_out(read_silicon(FIXTURE), max_requests=8)
+    assert len(results) == 5 and sum(r.supported for r in results) == 2
+    assert fitted and all("prior" in p.fitted_on[0] for p in fitted.values())

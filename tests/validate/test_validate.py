@@ -1,0 +1,170 @@
+"""`servesim validate`: the reader, support classification, per-row predictions and the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from servesim.cli.app import run_app
+from servesim.errors import InputError
+from servesim.latency.backends import BackendProfile, save_backend
+from servesim.latency.base import prefill_attn_pairs
+from servesim.validate.predict import build_row, num_requests_for, predict_row, steady_window
+from servesim.validate.silicon import read_silicon
+from servesim.validate.support import classify
+
+DATA = Path(__file__).parent / "data"
+FIXTURE = DATA / "fixture.csv"
+SHARED = (
+    Path(__file__).parents[2]
+    / ".."
+    / "shared"
+    / "data"
+    / "profiles"
+    / "aiconfigurator"
+    / "silicon_sample.csv"
+)
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    code = run_app(["validate", str(FIXTURE), "--json", *args])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    return json.loads(out)
+
+
+def prefill_first_backend(tmp_path: Path) -> Path:
+    """A backend with prefill-prioritized batches, so a lone prompt runs as one prefill_s call."""
+    path = tmp_path / "handcheck.json"
+    save_backend(
+        BackendProfile(
+            "handcheck",
+            policy="vllm",
+            iteration_overhead_s=1e-3,
+            request_overhead_s=0.02,
+            memory_scale=0.9,
+        ),
+        path,
+    )
+    return path
+
+
+def test_hand_computed_c1_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """C=1: TTFT = one prefill of ISL tokens (+ front end); TPOT = one-sequence decode steps."""
+    backend_path = prefill_first_backend(tmp_path)
+    report = run_json(capsys, "--backend", str(backend_path), "--max-requests", "8")
+    row = next(r for r in read_silicon(FIXTURE) if r.id == "hand_c1")
+    target = classify(row).target
+    assert target is not None
+    from servesim.latency.backends import load_backend
+
+    backend = load_backend(backend_path)
+    _, models = build_row(row, target, backend)
+    lat = models["colocated"]
+    expected_ttft_ms = 1e3 * (lat.prefill_s(1, row.isl, row.isl**2) + backend.request_overhead_s)
+    mean_ctx = row.isl + row.osl / 2
+    expected_tpot_ms = 1e3 * lat.decode_s(1, int(mean_ctx))
+    got = next(r for r in report["rows"] if r["id"] == "hand_c1")
+    assert got["supported"] and got["reason"] is None
+    assert got["predicted_ttft_ms"] == pytest.approx(expected_ttft_ms, rel=0.01)
+    assert got["predicted_tpot_ms"] == pytest.approx(expected_tpot_ms, rel=0.01)
+    assert got["measured_ttft_ms"] == 120.0 and got["measured_tpot_ms"] == 8.0
+
+
+def test_chunked_c1_row_is_one_mixed_iteration() -> None:
+    row = next(r for r in read_silicon(FIXTURE) if r.id == "hand_c1")
+    target = classify(row).target
+    assert target is not None
+    backend = BackendProfile("chunky", policy="chunked", chunk_tokens=4096)
+    _, models = build_row(row, target, backend)
+    lat = models["colocated"]
+    pred = predict_row(row, target, backend, max_requests=8)
+    pairs = prefill_attn_pairs(row.isl, row.isl**2)
+    assert pred.ttft_ms == pytest.approx(1e3 * lat.mixed_s(row.isl, pairs, 0, 0), rel=0.01)
+
+
+def test_unsupported_rows_are_listed_with_reasons(capsys: pytest.CaptureFixture[str]) -> None:
+    report = run_json(capsys, "--max-requests", "8")
+    by_id = {r["id"]: r for r in report["rows"]}
+    assert len(by_id) == 5 and report["num_supported"] == 2
+    assert "precision fp4" in by_id["fp4_row"]["reason"]
+    assert "not in the catalog" in by_id["unknown_model"]["reason"]
+    assert "expert parallelism" in by_id["ep_row"]["reason"]
+    for rid in ("fp4_row", "unknown_model", "ep_row"):
+        assert not by_id[rid]["supported"] and by_id[rid]["predicted_tpot_ms"] is None
+    assert sum(u["num_rows"] for u in report["unsupported"]) == 3
+    disagg = by_id["disagg_c4"]
+    assert (
+        disagg["supported"] and disagg["predicted_ttft_ms"] > 0 and disagg["predicted_tpot_ms"] > 0
+    )
+
+
+def test_groups_have_median_and_p90(capsys: pytest.CaptureFixture[str]) -> None:
+    report = run_json(capsys, "--max-requests", "8", "--group-by", "mode")
+    modes = {g["mode"]: g for g in report["groups"]}
+    assert set(modes) == {"agg", "disagg"}
+    for group in modes.values():
+        assert group["num_rows"] == 1
+        assert group["median_ape_tpot"] == pytest.approx(group["p90_ape_tpot"])
+    row = next(r for r in report["rows"] if r["id"] == "hand_c1")
+    assert modes["agg"]["median_ape_ttft"] == pytest.approx(row["ape_ttft"], abs=1e-3)
+
+
+def test_workers_do_not_change_results(capsys: pytest.CaptureFixture[str]) -> None:
+    one = run_json(capsys, "--max-requests", "8")
+    two = run_json(capsys, "--max-requests", "8", "--workers", "2")
+    assert one["rows"] == two["rows"]
+
+
+def _write(tmp_path: Path, lines: list[str]) -> Path:
+    path = tmp_path / "bad.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _fixture_lines() -> list[str]:
+    return FIXTURE.read_text().splitlines()
+
+
+def test_non_numeric_field_names_line_and_field(tmp_path: Path) -> None:
+    lines = _fixture_lines()
+    lines[2] = lines[2].replace(",2048,64,", ",2048,sixty-four,")
+    with pytest.raises(InputError) as err:
+        read_silicon(_write(tmp_path, lines))
+    assert "line 3" in str(err.value) and "osl" in str(err.value) and "bad.csv" in str(err.value)
+
+
+def test_missing_cell_names_line_and_field(tmp_path: Path) -> None:
+    lines = _fixture_lines()
+    lines[4] = ",".join(lines[4].split(",")[:-1])  # drop silicon_tpot_ms
+    with pytest.raises(InputError) as err:
+        read_silicon(_write(tmp_path, lines))
+    assert "line 5" in str(err.value) and "silicon_tpot_ms" in str(err.value)
+
+
+def test_missing_column_and_bad_mode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = _fixture_lines()
+    header = lines[0].replace("silicon_ttft_ms", "ttft")
+    with pytest.raises(InputError, match="silicon_ttft_ms"):
+        read_silicon(_write(tmp_path, [header, *lines[1:]]))
+    lines[1] = lines[1].replace(",agg,", ",mixed,")
+    assert run_app(["validate", str(_write(tmp_path, lines))]) == 2
+    assert "line 2" in capsys.readouterr().err
+
+
+def test_steady_window_and_request_count() -> None:
+    assert num_requests_for(1) == 64 and num_requests_for(100) == 400
+    assert num_requests_for(100, max_requests=50) == 100  # never fewer than the clients
+    assert steady_window(400, 100) == slice(100, 300)
+    assert steady_window(150, 100) == slice(100, 150)
+    assert steady_window(8, 8) == slice(0, 8)
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is absent (silicon_sample.csv)")
+def test_shared_sample_reads_and_classifies() -> None:
+    rows = read_silicon(SHARED)
+    assert len(rows) == 4164
+    supported = [r for r in rows if classify(r).supported]
+    assert 800 < len(supported) < 1200
