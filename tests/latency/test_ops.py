@@ -26,12 +26,15 @@ SHAPES = [
 ]
 
 
-@given(m=st.floats(min_value=1, max_value=1e5))
+@given(m=st.floats(min_value=0.5, max_value=1e5))
 @settings(max_examples=200, deadline=None)
-def test_gemm_stack_equals_sum_of_gemms(m: float) -> None:
+def test_gemm_stack_matches_sum_of_gemms(m: float) -> None:
     stack = ops.gemm_stack(SHAPES, GPU, EFF)
     direct = sum(c * float(ops.gemm_s(m, n, k, GPU, EFF)) for c, n, k in SHAPES)
-    assert stack(m) == pytest.approx(direct, rel=1e-9)
+    # exact but for the activation traffic of < 64 tokens; proportional beyond 16384 tokens
+    assert stack(m) == pytest.approx(direct, rel=0.01 if m <= 16384 else 0.03)
+    if m <= 16384:
+        assert stack(m) <= direct * (1 + 1e-9)
 
 
 def test_ring_allreduce_formula() -> None:

@@ -122,3 +122,27 @@ def test_distserve_unknown_model_or_tp(model: str, tp: int, match: str) -> None:
 def test_profile_from_dict_rejects_non_objects() -> None:
     with pytest.raises(InputError):
         profile_from_dict([1, 2, 3])
+
+
+def test_per_source_profile_round_trips_and_resolves(tmp_path: Path) -> None:
+    eff = Efficiency(gemm_tile_tokens=12.0, rotary_memory=0.4, gemm_fp8_compute=0.55)
+    profile = Profile(gpu="h100-sxm", kind="efficiency", params=eff.as_dict(), source="vidur")
+    path = tmp_path / "h100-sxm-vidur.json"
+    save_profile(profile, path)
+    loaded = load_profile(str(path))
+    assert loaded == profile and loaded.source == "vidur"
+    lat = make_latency("llama-2-7b", "h100-sxm", profile=str(path))
+    assert isinstance(lat, RooflineModel) and lat.efficiency == eff
+
+
+def test_shipped_per_source_profiles_belong_to_their_gpu() -> None:
+    names = set(shipped_profile_names())
+    assert {"a100-80gb-vidur", "a100-80gb-aiconfigurator", "h100-sxm-aiconfigurator"} <= names
+    for name in names - {"distserve"}:
+        profile = load_profile(name)
+        assert name.startswith(profile.gpu)
+        assert profile.source == name.removeprefix(profile.gpu).removeprefix("-")
+    vidur = make_latency("llama-2-7b", "a100-80gb", profile="a100-80gb-vidur")
+    default = make_latency("llama-2-7b", "a100-80gb")
+    assert isinstance(vidur, RooflineModel) and isinstance(default, RooflineModel)
+    assert vidur.efficiency != default.efficiency

@@ -9,6 +9,7 @@ from tests.latency.factories import SHARED_PROFILES
 from servesim.latency.fit import fit_gpu
 from servesim.latency.predict import abs_pct_errors
 from servesim.latency.readers import read_folder
+from servesim.latency.tables import make_table
 
 pytestmark = pytest.mark.skipif(not SHARED_PROFILES.is_dir(), reason=f"{SHARED_PROFILES} is absent")
 
@@ -61,3 +62,22 @@ def test_fitted_gemm_beats_the_roofline_on_vidur_a40() -> None:
     roofline = np.median(np.concatenate([abs_pct_errors(t) for t in tables]))
     assert fitted < roofline
     assert fitted < 10.0
+
+
+def test_tables_know_the_serving_stack_that_measured_them() -> None:
+    sources = {
+        "vidur/profiling/compute/a100/x/mlp.csv": "vidur",
+        "vidur_history/a100/attention.csv": "vidur",
+        "vidur_fork_akafaka/compute/a30/x/mlp.csv": "vidur",
+        "aiconfigurator/h100_sxm/gemm/vllm/0.24.0/gemm_perf.csv": "aiconfigurator",
+        "splitwise_sim/perf_model.csv": "splitwise",
+        "distserve/profiler-a100-80g.distserve.json": "distserve",
+        "distserve/profiler-a100-80g.vllm.json": "distserve-vllm",
+        "mlp.csv": "",
+    }
+    row: dict[str, float | str] = {"label": "m", "measured_s": 1e-3, "m": 1.0}
+    for source, origin in sources.items():
+        assert make_table(source, "gemm", "a100-80gb", [row]).origin == origin
+    folder = SHARED_PROFILES / "vidur" / "profiling" / "compute" / "a40" / "meta-llama"
+    elementwise = next(t for t in read_folder(folder / "Llama-2-7b-hf") if t.kind == "elementwise")
+    assert set(np.unique(elementwise.x["kernel"]).tolist()) == {0.0, 1.0, 2.0, 3.0, 4.0}

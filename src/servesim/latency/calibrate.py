@@ -1,4 +1,9 @@
-"""Calibration: read a folder of measured tables, fit one GPU's profile, report per-table error."""
+"""Calibration: read a folder of measured tables, fit one GPU's profiles, report per-table error.
+
+`calibrate` fits the GPU's default profile (a folder measured by one serving stack gives that
+stack's profile); `calibrate_sources` fits the default and one profile per source
+(latency/sources.py), as shipped in latency/data/.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from servesim.errors import InputError
-from servesim.latency.fit import fit_gpu
+from servesim.latency.fit import FitResult
 from servesim.latency.predict import abs_pct_errors
 from servesim.latency.profiles import Profile
 from servesim.latency.readers import read_folder
+from servesim.latency.sources import fit_all, fit_default
 from servesim.latency.tables import Table
 
 
@@ -60,8 +66,7 @@ def read_tables(folder: Path, gpu: str | None = None) -> list[Table]:
     return tables
 
 
-def calibrate(folder: Path, gpu: str | None = None) -> tuple[Profile, list[TableError]]:
-    """Fit the profile of the one GPU measured in `folder` (or `gpu` among several)."""
+def _gpu_tables(folder: Path, gpu: str | None) -> tuple[str, list[Table]]:
     tables = read_tables(folder)
     found = sorted({t.gpu for t in tables})
     if gpu is None and len(found) > 1:
@@ -69,16 +74,34 @@ def calibrate(folder: Path, gpu: str | None = None) -> tuple[Profile, list[Table
     target = gpu or found[0]
     if target not in found:
         raise InputError("gpu", target, f"one of the GPUs measured in {folder}: {', '.join(found)}")
-    mine = [t for t in tables if t.gpu == target]
-    result = fit_gpu(mine, target)
-    profile = Profile(
-        gpu=target,
+    return target, [t for t in tables if t.gpu == target]
+
+
+def _profile(result: FitResult, source: str = "") -> Profile:
+    return Profile(
+        gpu=result.gpu,
         kind="efficiency",
         params=result.efficiency.as_dict(),
         fitted_on=result.fitted_on,
+        source=source,
     )
+
+
+def calibrate(folder: Path, gpu: str | None = None) -> tuple[Profile, list[TableError]]:
+    """Fit the default profile of the one GPU measured in `folder` (or `gpu` among several)."""
+    target, mine = _gpu_tables(folder, gpu)
+    result = fit_default(mine, target)
     errors = [
         table_error(t, abs_pct_errors(t, result.efficiency), t.name in result.fitted_on)
         for t in mine
     ]
-    return profile, errors
+    return _profile(result), errors
+
+
+def calibrate_sources(folder: Path, gpu: str | None = None) -> dict[str, Profile]:
+    """Profile name -> profile: the GPU's default and `<gpu>-<source>` per source measured."""
+    target, mine = _gpu_tables(folder, gpu)
+    return {
+        name: _profile(result, name.removeprefix(target).removeprefix("-"))
+        for name, result in fit_all(mine, target).items()
+    }

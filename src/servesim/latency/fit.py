@@ -17,14 +17,27 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from servesim.latency.ops import Efficiency
+from servesim.latency.efficiency import ELEMENTWISE_KERNELS, Efficiency
 from servesim.latency.predict import predict
 from servesim.latency.tables import Array, Table
 
 # family -> (table kinds, fitted parameters, starting points for the parameters)
 FAMILIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "gemm": (("gemm",), ("gemm_compute", "gemm_half_tokens", "gemm_memory", "gemm_overhead_s")),
-    "elementwise": (("elementwise",), ("elementwise_memory", "elementwise_overhead_s")),
+    "gemm": (
+        ("gemm",),
+        (
+            "gemm_compute",
+            "gemm_half_tokens",
+            "gemm_memory",
+            "gemm_overhead_s",
+            "gemm_tile_tokens",
+        ),
+    ),
+    "gemm_fp8": (("gemm_fp8",), ("gemm_fp8_compute",)),
+    "elementwise": (
+        ("elementwise",),
+        tuple(f"{k}_{p}" for k in ELEMENTWISE_KERNELS for p in ("memory", "overhead_s")),
+    ),
     "attn_prefill": (
         ("attn_prefill",),
         ("attention_compute", "attention_half_tokens", "attention_overhead_s", "attention_seq_s"),
@@ -40,12 +53,17 @@ FAMILIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 # Where sources disagree (several all-reduce implementations), fit the one a serving engine runs.
 PREFERRED_SOURCES = {"allreduce": ("custom_allreduce_perf.csv", "nccl_perf.csv", "all_reduce.csv")}
-_STARTS = {"_half_tokens": (4.0, 64.0, 512.0), "_s": (5e-6,), "": (0.7,)}
-_BOUNDS = {"_half_tokens": (1e-3, 1e5), "_s": (1e-9, 1.0), "": (0.02, 1.9)}
+_STARTS = {"_half_tokens": (4.0, 64.0, 512.0), "_tokens": (8.0,), "_s": (5e-6,), "": (0.7,)}
+_BOUNDS = {
+    "_half_tokens": (1e-3, 1e5),
+    "_tokens": (1e-3, 1e4),
+    "_s": (1e-9, 1.0),
+    "": (0.02, 1.9),
+}
 
 
 def _suffix(param: str) -> str:
-    return next((s for s in ("_half_tokens", "_s") if param.endswith(s)), "")
+    return next((s for s in ("_half_tokens", "_tokens", "_s") if param.endswith(s)), "")
 
 
 def family_of(kind: str) -> str:
@@ -145,10 +163,12 @@ def fit_gpu(
     exclude_label: str | None = None,
     families: tuple[str, ...] | None = None,
     base: Efficiency | None = None,
+    origins: tuple[str, ...] | None = None,
 ) -> FitResult:
     """Fit every family that has fittable rows of `gpu`; `exclude_label` leaves a model out.
 
-    `families` restricts the fit (others keep `base`, default the roofline factors).
+    `families` restricts the fit (others keep `base`, default the roofline factors); `origins`
+    fits each family on the tables of the first origin in that order that measured it.
     """
     eff = base or Efficiency()
     used: list[str] = []
@@ -163,11 +183,21 @@ def fit_gpu(
             keep = _usable(keep)
             if len(keep):
                 chosen.append(keep)
-        chosen = _preferred(family, chosen)
+        chosen = _preferred(family, _first_origin(chosen, origins))
         if chosen:
             eff = _fit_family(chosen, params, eff)
             used.extend(t.name for t in chosen)
     return FitResult(gpu, eff, tuple(used))
+
+
+def _first_origin(tables: list[Table], origins: tuple[str, ...] | None) -> list[Table]:
+    if origins is None:
+        return tables
+    for origin in origins:
+        picked = [t for t in tables if t.origin == origin]
+        if picked:
+            return picked
+    return []
 
 
 def _preferred(family: str, tables: list[Table]) -> list[Table]:

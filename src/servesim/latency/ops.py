@@ -3,13 +3,13 @@
 Each primitive costs one kernel on one GPU, in seconds, from its shape and the GPU's datasheet
 peaks scaled by the achievable-efficiency factors of an `Efficiency`:
 
-- GEMM (m tokens x k -> n): compute time 2*n*k*(m + m_half) / (peak * eff_max), i.e. the
-  efficiency ramps as eff(m) = eff_max * m / (m + m_half); memory time (weights + activations) /
-  (bandwidth * eff_memory); the kernel costs its overhead plus the larger of the two.
+- GEMM (m tokens x k -> n): output tiles run in waves over the SMs (latency/gemm.py); memory
+  time (weights + activations) / (bandwidth * eff_memory); overhead plus the larger of the two.
 - Attention: a fixed overhead, a per-sequence cost, Q/O bytes per token, and per (query, key) pair
   the larger of its FLOPs and its KV bytes -- linear in the context for a fixed batch.
 - MoE: the experts a batch touches are streamed once; each touched expert's GEMMs ramp like GEMMs.
-- Element-wise kernels (norms, rotary, activation, residual add, embedding) move bytes.
+- Element-wise kernels (norms, rotary, activation, residual add, embedding) move bytes, each
+  kind at its own bandwidth fraction and launch cost.
 - Ring all-reduce: latency + 2*(tp-1)/tp * bytes / (link * eff);
   a send: latency + bytes / (link * eff).
 
@@ -19,70 +19,34 @@ the default `Efficiency` they are the roofline; a fitted profile replaces the fa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
 
-from servesim.errors import InputError
+from servesim.latency.efficiency import ELEMENTWISE_KERNELS, Efficiency
+from servesim.latency.gemm import ACT_BYTES, GemmStack, gemm_s, gemm_stack
 from servesim.specs.gpu import GpuSpec
 from servesim.specs.model import BYTES_PER_ELEMENT
 
-ACT_BYTES = 2  # activations stay in bf16/fp16
-
-
-@dataclass(frozen=True, slots=True)
-class Efficiency:
-    """Achieved fractions of datasheet peaks and fixed per-kernel costs (seconds).
-
-    The defaults are typical achieved fractions chosen a priori (the roofline); fitted profiles
-    replace them per GPU.
-    """
-
-    gemm_compute: float = 0.70  # eff_max of dense GEMMs
-    gemm_half_tokens: float = 0.0  # m at which GEMM efficiency is half of eff_max
-    gemm_memory: float = 0.80
-    gemm_overhead_s: float = 4e-6
-    moe_compute: float = 0.60
-    moe_half_tokens: float = 0.0  # tokens per expert at half efficiency
-    moe_memory: float = 0.70
-    moe_overhead_s: float = 10e-6
-    attention_compute: float = 0.50
-    attention_memory: float = 0.75
-    attention_half_tokens: float = 0.0  # prompt length at which prefill attention runs at half eff
-    attention_overhead_s: float = 5e-6
-    attention_seq_s: float = 0.0  # per sequence per prefill attention call
-    decode_overhead_s: float = 5e-6  # decode attention kernel
-    decode_seq_s: float = 0.0  # per sequence per decode attention call
-    elementwise_memory: float = 0.70
-    elementwise_overhead_s: float = 3e-6
-    communication: float = 0.70  # all-reduce bus bandwidth / link bandwidth
-    collective_latency_s: float = 10e-6
-    send_efficiency: float = 0.70
-    send_latency_s: float = 10e-6
-    iteration_overhead_s: float = 2.0e-3
-    layer_overhead_s: float = 0.0
-    seq_overhead_s: float = 10e-6
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if not np.isfinite(value) or value < 0:
-                raise InputError(f"efficiency.{f.name}", value, "a finite number >= 0")
-            if not f.name.endswith(("_s", "_tokens")) and not 0 < value <= 2.0:
-                raise InputError(f"efficiency.{f.name}", value, "a fraction of the peak in (0, 2]")
-
-    def as_dict(self) -> dict[str, float]:
-        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> Efficiency:
-        """Build from a dict; unknown keys are an error, missing keys keep the defaults."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError("profile.params", unknown[0], f"one of {', '.join(sorted(known))}")
-        return replace(cls(), **{k: float(v) for k, v in values.items()})
+__all__ = [
+    "ACT_BYTES",
+    "ELEMENTWISE_KERNELS",
+    "Efficiency",
+    "GemmStack",
+    "allreduce_s",
+    "attention_decode_s",
+    "attention_pair_s",
+    "attention_prefill_s",
+    "attention_token_s",
+    "elementwise_kernels_s",
+    "elementwise_s",
+    "gemm_s",
+    "gemm_stack",
+    "moe_s",
+    "moe_split",
+    "ring_factor",
+    "send_s",
+]
 
 
 def _flops(gpu: GpuSpec, precision: str) -> float:
@@ -91,32 +55,6 @@ def _flops(gpu: GpuSpec, precision: str) -> float:
 
 def _weight_bytes(precision: str) -> int:
     return BYTES_PER_ELEMENT[precision]
-
-
-# ---- GEMM -------------------------------------------------------------------------------------
-def gemm_lines(
-    n: float, k: float, gpu: GpuSpec, eff: Efficiency, precision: str = "bf16"
-) -> tuple[float, float, float, float]:
-    """(compute_base_s, compute_per_token_s, memory_base_s, memory_per_token_s) of an n x k GEMM.
-
-    Time at m tokens = overhead + max(compute_base + compute_per_token * m, memory_base + ...).
-    """
-    rate = _flops(gpu, precision) * eff.gemm_compute
-    bw = gpu.memory_bw_bytes_per_s * eff.gemm_memory
-    wb = _weight_bytes(precision)
-    per_token_c = 2.0 * n * k / rate
-    return (
-        per_token_c * eff.gemm_half_tokens,
-        per_token_c,
-        n * k * wb / bw,
-        (k * wb + n * ACT_BYTES) / bw,
-    )
-
-
-def gemm_s(m: Any, n: Any, k: Any, gpu: GpuSpec, eff: Efficiency, precision: str = "bf16") -> Any:
-    """Seconds of one GEMM of m tokens, k inputs, n outputs (floats or arrays)."""
-    ac, bc, am, bm = gemm_lines(n, k, gpu, eff, precision)
-    return eff.gemm_overhead_s + np.maximum(ac + bc * m, am + bm * m)
 
 
 # ---- attention (per GPU: heads already divided by TP) ----------------------------------------
@@ -239,11 +177,23 @@ def moe_s(
 
 
 # ---- element-wise, collectives, sends --------------------------------------------------------
-def elementwise_s(num_bytes: Any, gpu: GpuSpec, eff: Efficiency) -> Any:
-    """One memory-bound kernel that reads and writes `num_bytes` in all."""
-    return eff.elementwise_overhead_s + num_bytes / (
-        gpu.memory_bw_bytes_per_s * eff.elementwise_memory
-    )
+def elementwise_s(num_bytes: Any, gpu: GpuSpec, eff: Efficiency, kernel: str = "") -> Any:
+    """One memory-bound kernel of kind `kernel` (norm, rotary, activation, residual, embedding;
+    '' for any other) that reads and writes `num_bytes` in all."""
+    memory, overhead_s = eff.kernel(kernel)
+    return overhead_s + num_bytes / (gpu.memory_bw_bytes_per_s * memory)
+
+
+def elementwise_kernels_s(num_bytes: Any, kernel_index: Any, gpu: GpuSpec, eff: Efficiency) -> Any:
+    """Like `elementwise_s` for arrays of rows, the kernel given as an index into
+    ELEMENTWISE_KERNELS (-1: any other kind)."""
+    memory = np.full(np.shape(num_bytes), eff.elementwise_memory)
+    overhead_s = np.full(np.shape(num_bytes), eff.elementwise_overhead_s)
+    for i, name in enumerate(ELEMENTWISE_KERNELS):
+        mem_i, ovh_i = eff.kernel(name)
+        memory = np.where(kernel_index == i, mem_i, memory)
+        overhead_s = np.where(kernel_index == i, ovh_i, overhead_s)
+    return overhead_s + num_bytes / (gpu.memory_bw_bytes_per_s * memory)
 
 
 def ring_factor(tp: Any) -> Any:
@@ -260,59 +210,3 @@ def allreduce_s(num_bytes: Any, tp: Any, link_bytes_per_s: Any, eff: Efficiency)
 def send_s(num_bytes: Any, link_bytes_per_s: Any, eff: Efficiency) -> Any:
     """One point-to-point send of `num_bytes`."""
     return eff.send_latency_s + num_bytes / (link_bytes_per_s * eff.send_efficiency)
-
-
-# ---- a sum of GEMMs as one piecewise-linear function of the token count ---------------------
-@dataclass(frozen=True, slots=True)
-class GemmStack:
-    """Sum over GEMMs of max(compute line, memory line) in m, precomputed as segments.
-
-    `bounds[i]` is the upper end of segment i (the last is +inf); each segment keeps the summed
-    compute line (a, b) of the compute-bound GEMMs and the memory line of the memory-bound ones,
-    so a call is one bisection and four multiply-adds.
-    """
-
-    bounds: tuple[float, ...]
-    lines: tuple[tuple[float, float, float, float], ...]
-    overhead_s: float
-
-    def split(self, m: float) -> tuple[float, float]:
-        """(compute_s, memory_s) of the whole stack at m tokens (overheads excluded)."""
-        i = 0
-        while m > self.bounds[i]:
-            i += 1
-        ac, bc, am, bm = self.lines[i]
-        return ac + bc * m, am + bm * m
-
-    def __call__(self, m: float) -> float:
-        compute, memory = self.split(m)
-        return self.overhead_s + compute + memory
-
-
-def gemm_stack(
-    shapes: list[tuple[float, float, float]], gpu: GpuSpec, eff: Efficiency, precision: str = "bf16"
-) -> GemmStack:
-    """Precompute the stack of GEMMs given as (count, n, k)."""
-    per_gemm = [(c, gemm_lines(n, k, gpu, eff, precision)) for c, n, k in shapes if c > 0]
-    cuts = sorted(
-        {
-            (am - ac) / (bc - bm)
-            for _, (ac, bc, am, bm) in per_gemm
-            if bc != bm and (am - ac) / (bc - bm) > 0
-        }
-    )
-    bounds = (*cuts, float("inf"))
-    lines = []
-    for lo, hi in zip((0.0, *cuts), bounds, strict=True):
-        mid = lo + 1.0 if hi == float("inf") else 0.5 * (lo + hi)
-        acc = [0.0, 0.0, 0.0, 0.0]
-        for count, (ac, bc, am, bm) in per_gemm:
-            if ac + bc * mid >= am + bm * mid:
-                acc[0] += count * ac
-                acc[1] += count * bc
-            else:
-                acc[2] += count * am
-                acc[3] += count * bm
-        lines.append((acc[0], acc[1], acc[2], acc[3]))
-    overhead = eff.gemm_overhead_s * sum(c for c, _ in per_gemm)
-    return GemmStack(bounds, tuple(lines), overhead)

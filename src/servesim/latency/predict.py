@@ -47,7 +47,10 @@ def _gemm(t: Table, gpu: GpuSpec, eff: Efficiency) -> Array:
 
 
 def _elementwise(t: Table, gpu: GpuSpec, eff: Efficiency) -> Array:
-    return np.asarray(ops.elementwise_s(t.x["num_bytes"], gpu, eff))
+    kernel = t.x.get("kernel")
+    if kernel is None:
+        return np.asarray(ops.elementwise_s(t.x["num_bytes"], gpu, eff))
+    return np.asarray(ops.elementwise_kernels_s(t.x["num_bytes"], kernel, gpu, eff))
 
 
 def _attn_prefill(t: Table, gpu: GpuSpec, eff: Efficiency) -> Array:
@@ -145,6 +148,7 @@ def _e2e_decode(t: Table, gpu: GpuSpec, eff: Efficiency) -> Array:
 
 PREDICTORS: dict[str, Callable[[Table, GpuSpec, Efficiency], Array]] = {
     "gemm": _gemm,
+    "gemm_fp8": _gemm,
     "elementwise": _elementwise,
     "attn_prefill": _attn_prefill,
     "attn_decode": _attn_decode,

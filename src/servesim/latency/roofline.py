@@ -267,17 +267,28 @@ def _layer_gemms(model: ModelSpec, tp: int) -> list[tuple[float, float, float]]:
 
 
 def _elementwise(model: ModelSpec, tp: int, eff: Efficiency, gpu: GpuSpec) -> tuple[float, float]:
-    """(overhead_s, s_per_token) of norms, rotary, activation, residual adds and the embedding."""
+    """(overhead_s, s_per_token) of norms, rotary, activation, residual adds and the embedding.
+
+    Per layer: two norms, one rotary, one activation, two residual adds; once: the embedding
+    gather and the final norm. Bytes per token are reads plus writes in 16-bit activations.
+    """
     h, layers = model.hidden_size, model.num_layers
     heads, kv_heads, d = _attention_shape(model, tp)
     width = model.ffn_size if not model.is_moe else model.num_shared_experts * model.moe_ffn_size
     act = (3 if model.gated_mlp else 2) * width / tp
-    per_layer = 8 * h + 4 * (heads + kv_heads) * d + 2 * act + 12 * h
-    num_bytes = layers * per_layer + 4 * h + 4 * h  # + embedding gather and final norm
-    num_kernels = 6 * layers + 2
-    return num_kernels * eff.elementwise_overhead_s, float(
-        ops.elementwise_s(num_bytes, gpu, eff)
-    ) - eff.elementwise_overhead_s
+    kernels = (  # (kind, launches, bytes per token per launch)
+        ("norm", 2 * layers + 1, 4 * h),
+        ("rotary", layers, 4 * (heads + kv_heads) * d),
+        ("activation", layers, 2 * act),
+        ("residual", 2 * layers, 6 * h),
+        ("embedding", 1, 4 * h),
+    )
+    overhead_s = per_token_s = 0.0
+    for kind, count, num_bytes in kernels:
+        memory, launch_s = eff.kernel(kind)
+        overhead_s += count * launch_s
+        per_token_s += count * num_bytes / (gpu.memory_bw_bytes_per_s * memory)
+    return overhead_s, per_token_s
 
 
 def build_roofline(

@@ -1,9 +1,10 @@
 """Measured latency tables, normalised to operator points, and the readers of Vidur's formats.
 
-A `Table` holds rows of one operator kind (gemm, elementwise, attn_prefill, attn_decode, moe,
-allreduce, send, e2e_prefill, e2e_decode) measured on one GPU: shape columns as numpy arrays,
-the measured seconds, and a label per row (the model the row comes from) for leave-one-model-out
-splits. `read_folder` walks a folder and reads every table it recognises (latency/readers_*.py).
+A `Table` holds rows of one operator kind (gemm, gemm_fp8, elementwise, attn_prefill,
+attn_decode, moe, allreduce, send, e2e_prefill, e2e_decode) measured on one GPU: shape columns
+as numpy arrays, the measured seconds, a label per row (the model the row comes from) for
+leave-one-model-out splits, and the serving stack (`origin`) that measured it. `read_folder`
+(latency/readers.py) walks a folder and reads every table it recognises.
 
 Vidur (MIT): `mlp.csv` gives per-layer times (ms) of the linear layers and element-wise kernels
 for (num_tokens, TP); `attention.csv` the attention kernel for prefill chunks and decode batches;
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+
+from servesim.latency.efficiency import ELEMENTWISE_KERNELS
 
 Array = npt.NDArray[np.float64]
 MS = 1e-3
@@ -36,6 +39,14 @@ GPU_ALIASES = {
 }
 
 
+# Top folders of one serving stack measured under several names.
+ORIGIN_ALIASES = {
+    "vidur_history": "vidur",
+    "vidur_fork_akafaka": "vidur",
+    "splitwise_sim": "splitwise",
+}
+
+
 @dataclass(frozen=True)
 class Table:
     """Rows of one operator kind measured on one GPU."""
@@ -49,6 +60,17 @@ class Table:
     fit: bool = True  # False: read and compared, but not fitted (e.g. inter-node rows)
     precision: str = "bf16"
     note: str = ""
+
+    @property
+    def origin(self) -> str:
+        """The serving stack that measured the table: the top folder of its source ('vidur',
+        'aiconfigurator', 'splitwise', 'distserve', 'distserve-vllm'; '' for a flat folder)."""
+        path = Path(self.source)
+        top = ORIGIN_ALIASES.get(path.parts[0], path.parts[0]) if len(path.parts) > 1 else ""
+        if top == "distserve" and path.suffix == ".json":
+            engine = path.name.split(".")[-2]
+            return top if engine == "distserve" else f"{top}-{engine}"
+        return top
 
     @property
     def name(self) -> str:
@@ -118,15 +140,16 @@ def _mlp_ops(r: dict[str, str]) -> Iterator[tuple[str, str, dict[str, float]]]:
     yield "mlp_up_proj", "gemm", {"m": tokens, "n": (2 if gated else 1) * ffn / tp, "k": h}
     yield "mlp_down_proj", "gemm", {"m": tokens, "n": h, "k": ffn / tp}
     act = (3 if gated else 2) * ffn / tp
-    for column, width in (
-        ("emb", 2 * h),
-        ("input_layernorm", 2 * h),
-        ("post_attention_layernorm", 2 * h),
-        ("attn_rope", 2 * (q + kvg) * d),
-        ("mlp_act", act),
-        ("add", 3 * h),
+    for column, kernel, width in (
+        ("emb", "embedding", 2 * h),
+        ("input_layernorm", "norm", 2 * h),
+        ("post_attention_layernorm", "norm", 2 * h),
+        ("attn_rope", "rotary", 2 * (q + kvg) * d),
+        ("mlp_act", "activation", act),
+        ("add", "residual", 3 * h),
     ):
-        yield column, "elementwise", {"num_bytes": 2.0 * width * tokens}
+        index = float(ELEMENTWISE_KERNELS.index(kernel))
+        yield column, "elementwise", {"num_bytes": 2.0 * width * tokens, "kernel": index}
 
 
 def read_vidur_mlp(path: Path, root: Path, gpu: str) -> list[Table]:

@@ -29,6 +29,7 @@ class GpuSpec:
     nvlink_gbs: float | None
     pcie_gbs: float
     default_nic_gbps: float
+    num_sms: int | None = None  # streaming multiprocessors (GEMM tile waves); None: not recorded
 
     @property
     def memory_bytes(self) -> float:

@@ -1,0 +1,160 @@
+"""GEMM cost with tile and wave quantisation, and a stack of GEMMs precomputed over token counts.
+
+A GEMM of m tokens, k inputs and n outputs is cut into output tiles of tm x tn; the GPU runs them
+in waves of one tile per SM, so the time steps up when a tile row or a wave is added (A100,
+4096 x 4096: m = 1024 and 2048 take 2 and 3 waves of 128 x 256 tiles). Per tile shape:
+
+    tiles = ceil(m / tm) * ceil(n / tn)
+    split = min(floor(SMs / tiles), k / 256), at least 1   (split-K fills idle SMs)
+    waves = ceil(tiles * split / SMs) / split
+    time  = waves * 2 * k * tm * tn * (1 + t / tm + t / tn) / (peak / SMs * eff_max)
+
+where t (`gemm_tile_tokens`) is the operand-load cost of a tile, which makes small tiles less
+efficient; the kernel takes the fastest tile shape. A fixed ramp of `gemm_half_tokens` tokens of
+work is added (launch and pipeline fill), and the GEMM costs its overhead plus the larger of that
+compute time and its memory time (weights once, activations in and out). Without an SM count the
+compute time is the smooth 2*n*k*(m + m_half) / (peak * eff_max).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from servesim.latency.efficiency import Efficiency
+from servesim.specs.gpu import GpuSpec
+from servesim.specs.model import BYTES_PER_ELEMENT
+
+ACT_BYTES = 2  # activations stay in bf16/fp16
+TILES = ((64, 64), (64, 128), (128, 64), (128, 128), (128, 256), (256, 128))
+BUCKET_TOKENS = 64  # every tile height divides it, so compute time is constant on each bucket
+NUM_BUCKETS = 256  # buckets up to 16384 tokens; beyond, compute time grows in proportion
+SPLIT_K_MIN = 256  # inputs per split-K slice
+
+
+def compute_rate(gpu: GpuSpec, eff: Efficiency, precision: str = "bf16") -> float:
+    """Achieved FLOP/s at large m: the precision's peak times its eff_max."""
+    if precision == "fp8" and gpu.fp8_tflops is not None:
+        return gpu.peak_flops_per_s("fp8") * eff.gemm_fp8_compute
+    return gpu.peak_flops_per_s("bf16") * eff.gemm_compute
+
+
+def wave_s(m: Any, n: Any, k: Any, num_sms: int, rate: float, tile_tokens: float) -> Any:
+    """Seconds of the fastest tile shape's waves (no ramp, no overhead); floats or arrays."""
+    m, n, k = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (m, n, k)))
+    best = np.full(m.shape, np.inf)
+    max_split = np.maximum(1.0, np.floor(k / SPLIT_K_MIN))
+    for tm, tn in TILES:
+        tiles = np.ceil(np.maximum(m, 1.0) / tm) * np.ceil(n / tn)
+        split = np.clip(np.floor(num_sms / tiles), 1.0, max_split)
+        waves = np.ceil(tiles * split / num_sms) / split
+        tile_s = 2.0 * k * tm * tn * (1.0 + tile_tokens / tm + tile_tokens / tn) * num_sms / rate
+        best = np.minimum(best, waves * tile_s)
+    return best if best.ndim else float(best)
+
+
+def gemm_compute_s(
+    m: Any, n: Any, k: Any, gpu: GpuSpec, eff: Efficiency, precision: str = "bf16"
+) -> Any:
+    """Compute seconds of one GEMM (ramp included, overhead excluded)."""
+    rate = compute_rate(gpu, eff, precision)
+    ramp = 2.0 * n * k * eff.gemm_half_tokens / rate
+    if gpu.num_sms is None:
+        return ramp + 2.0 * n * k * m / rate
+    return ramp + wave_s(m, n, k, gpu.num_sms, rate, eff.gemm_tile_tokens)
+
+
+def gemm_memory_line(
+    n: float, k: float, gpu: GpuSpec, eff: Efficiency, precision: str = "bf16"
+) -> tuple[float, float]:
+    """(memory_base_s, memory_s_per_token): weights once, activations in and out per token."""
+    bw = gpu.memory_bw_bytes_per_s * eff.gemm_memory
+    wb = BYTES_PER_ELEMENT[precision]
+    return n * k * wb / bw, (k * wb + n * ACT_BYTES) / bw
+
+
+def gemm_s(m: Any, n: Any, k: Any, gpu: GpuSpec, eff: Efficiency, precision: str = "bf16") -> Any:
+    """Seconds of one GEMM of m tokens, k inputs, n outputs (floats or arrays)."""
+    am, bm = gemm_memory_line(n, k, gpu, eff, precision)
+    compute = gemm_compute_s(m, n, k, gpu, eff, precision)
+    return eff.gemm_overhead_s + np.maximum(compute, am + bm * m)
+
+
+@dataclass(frozen=True, slots=True)
+class GemmStack:
+    """Sum over GEMMs of max(compute, memory) as a function of the token count m.
+
+    `buckets[j]` covers m in (64j, 64(j+1)] and holds (compute_s, memory_base_s,
+    memory_s_per_token): the summed constant compute time of the GEMMs that are compute-bound
+    at the bucket's lower end, and the summed memory line of the others (exact for them, and
+    within 64 tokens of activation traffic for the first). A call is one index and two
+    multiply-adds; beyond the last bucket compute time grows in proportion to m.
+    """
+
+    buckets: tuple[tuple[float, float, float], ...]
+    overhead_s: float
+
+    def split(self, m: float) -> tuple[float, float]:
+        """(compute_s, memory_s) of the whole stack at m tokens (overheads excluded)."""
+        j = math.ceil(m * (1.0 / BUCKET_TOKENS)) - 1
+        if j < 0:
+            j = 0
+        if j < NUM_BUCKETS:
+            c, am, bm = self.buckets[j]
+            return c, am + bm * m
+        c, am, bm = self.buckets[-1]
+        return c * m * (1.0 / (BUCKET_TOKENS * NUM_BUCKETS)), am + bm * m
+
+    def __call__(self, m: float) -> float:
+        compute, memory = self.split(m)
+        return self.overhead_s + compute + memory
+
+
+def gemm_stack(
+    shapes: list[tuple[float, float, float]], gpu: GpuSpec, eff: Efficiency, precision: str = "bf16"
+) -> GemmStack:
+    """Precompute the stack of GEMMs given as (count, n, k); cached, since instances of one
+    model share their stacks and fits of non-GEMM factors rebuild instances many times."""
+    factors = tuple(getattr(eff, name) for name in GEMM_FIELDS)
+    return _cached_stack(tuple(shapes), gpu, factors, precision)
+
+
+GEMM_FIELDS = (
+    "gemm_compute",
+    "gemm_half_tokens",
+    "gemm_memory",
+    "gemm_overhead_s",
+    "gemm_tile_tokens",
+    "gemm_fp8_compute",
+)
+
+
+@lru_cache(maxsize=512)
+def _cached_stack(
+    shapes: tuple[tuple[float, float, float], ...],
+    gpu: GpuSpec,
+    factors: tuple[float, ...],
+    precision: str,
+) -> GemmStack:
+    eff = Efficiency(**dict(zip(GEMM_FIELDS, factors, strict=True)))
+    used = [(c, n, k) for c, n, k in shapes if c > 0]
+    lower = np.arange(NUM_BUCKETS, dtype=float) * BUCKET_TOKENS
+    upper = lower + BUCKET_TOKENS
+    compute = np.zeros(NUM_BUCKETS)
+    mem_base = np.zeros(NUM_BUCKETS)
+    mem_slope = np.zeros(NUM_BUCKETS)
+    for count, n, k in used:
+        c = np.asarray(gemm_compute_s(upper, n, k, gpu, eff, precision))
+        am, bm = gemm_memory_line(n, k, gpu, eff, precision)
+        bound = c >= am + bm * lower
+        compute += count * np.where(bound, c, 0.0)
+        mem_base += count * np.where(bound, 0.0, am)
+        mem_slope += count * np.where(bound, 0.0, bm)
+    buckets = tuple(
+        (float(c), float(a), float(b)) for c, a, b in zip(compute, mem_base, mem_slope, strict=True)
+    )
+    return GemmStack(buckets, eff.gemm_overhead_s * sum(c for c, _, _ in used))
