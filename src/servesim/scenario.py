@@ -63,6 +63,8 @@ class Scenario(BaseModel):
     max_batch: int = Field(256, ge=1)
     chunk_tokens: int = Field(512, ge=1)
     kv_transfer: Literal["after_prefill", "layerwise"] = "after_prefill"
+    affinity: Literal["high", "low"] = "high"
+    network: bool | None = None
     # workload
     workload: str | None = None
     trace: str | None = None
@@ -162,6 +164,21 @@ def build_deployment(s: Scenario) -> Deployment:
     return Deployment(
         build_model(s), build_cluster(s), groups, profile=s.profile, kv_transfer=s.kv_transfer
     )
+
+
+def network_on(s: Scenario) -> bool:
+    """Whether KV transfers go through the flow model: by default for disaggregated runs (the
+    only ones with transfers); a colocated run with `network` on reports activation bytes."""
+    return s.network if s.network is not None else s.mode == "disagg"
+
+
+def build_transport(s: Scenario, deployment: Deployment) -> Any:
+    """A `FlowTransport` (instances placed with the scenario's affinity), or None when off."""
+    if not network_on(s):
+        return None
+    from servesim.network import flow_transport
+
+    return flow_transport(deployment, s.affinity)
 
 
 def _group(s: Scenario, role: str, tp: int, pp: int, num_instances: int) -> InstanceGroup:

@@ -12,7 +12,13 @@ from rich.table import Table
 from servesim.cli.app import app
 from servesim.cli.common import print_json
 from servesim.cli.output import write_json, write_records
-from servesim.scenario import Scenario, build_deployment, build_workload, make_scenario
+from servesim.scenario import (
+    Scenario,
+    build_deployment,
+    build_transport,
+    build_workload,
+    make_scenario,
+)
 
 EXAMPLES = """
 Examples:
@@ -47,6 +53,15 @@ def simulate(
     nic_gbps: float | None = Opt(
         None, help="NIC bandwidth, Gbit/s [default: the GPU's DGX-like node]."
     ),
+    nics_per_node: int | None = Opt(
+        None, help="NICs per node; GPU i uses NIC i mod this [default: one per GPU]."
+    ),
+    nvlink_gbps: float | None = Opt(
+        None, help="NVLink bandwidth per GPU and direction, Gbit/s [default: the GPU's spec]."
+    ),
+    oversubscription: float | None = Opt(
+        None, help="Leaf-to-spine oversubscription; 1 = one non-blocking switch [default: 1]."
+    ),
     mode: str | None = Opt(None, help="colocated or disagg [default: colocated]."),
     policy: str | None = Opt(None, help="Colocated scheduling: vllm or chunked [default: vllm]."),
     tp: int | None = Opt(None, help="Colocated: tensor-parallel degree."),
@@ -58,6 +73,18 @@ def simulate(
     decode_tp: int | None = Opt(None, help="Disagg: decode TP."),
     decode_pp: int | None = Opt(None, help="Disagg: decode PP."),
     decode_instances: int | None = Opt(None, help="Disagg: decode instances."),
+    affinity: str | None = Opt(
+        None, help="Disagg placement: high (any node) or low (prefill and decode stage s "
+        "share a node) [default: high]."
+    ),
+    kv_transfer: str | None = Opt(
+        None, help="Disagg KV move: after_prefill or layerwise [default: after_prefill]."
+    ),
+    network: bool | None = Opt(
+        None, "--network/--no-network",
+        help="Flow model of the links (max-min sharing) and the network report "
+        "[default: on for disagg, off for colocated].",
+    ),
     workload: str | None = Opt(
         None, help="Built-in lengths: sharegpt, humaneval, longbench, azure-conv, azure-code."
     ),
@@ -105,10 +132,18 @@ def simulate(
     from servesim.metrics import summarize
 
     want_timeline = timeline is not None or out is not None
+    deployment = build_deployment(s)
+    transport = build_transport(s, deployment)
     result = run(
-        build_deployment(s), build_workload(s), seed=s.seed, exact=exact, timeline=want_timeline
+        deployment, build_workload(s), seed=s.seed, exact=exact, timeline=want_timeline,
+        transport=transport,
     )
     summary = summarize(result, s.ttft_slo, s.tpot_slo)
+    if transport is not None:
+        from servesim.network import network_summary
+
+        hidden_size = deployment.model.hidden_size
+        summary["network"] = network_summary(transport, result, hidden_size, s.affinity)
     if records is not None:
         write_records(result.records, records)
     if timeline is not None:
@@ -154,6 +189,11 @@ def print_summary(s: Scenario, summary: dict[str, Any]) -> None:
         f"{req['finished']} finished, {req['rejected']} rejected, {req['preempted']} preempted",
         highlight=False,
     )
+    if "network" in summary:
+        from servesim.network.summary import network_lines
+
+        for line in network_lines(summary["network"]):
+            console.print(f"network: {line}", highlight=False)
 
 
 def _fmt(value: float | None) -> str:

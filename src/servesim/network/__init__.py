@@ -1,5 +1,6 @@
 """Network model: topology, placement of instances on GPUs, transfers and fluid link sharing."""
 
+from servesim.network.deployment import flow_transport, instance_shapes
 from servesim.network.flows import FlowNetwork, FlowRecord, FlowUpdate
 from servesim.network.kv_transfer import (
     KV_MODES,
@@ -21,7 +22,9 @@ from servesim.network.link_metrics import (
 from servesim.network.maxmin import max_min_rates
 from servesim.network.placement import InstanceShape, Stages, pair_prefill_decode, place_instances
 from servesim.network.replay import FlowSpec, replay_flows
+from servesim.network.summary import network_summary
 from servesim.network.topology import TOPOLOGY_PRESETS, Link, Topology, gbps_to_bytes_per_s
+from servesim.network.transport import FlowTransport
 
 __all__ = [
     "KV_MODES",
@@ -29,6 +32,7 @@ __all__ = [
     "FlowNetwork",
     "FlowRecord",
     "FlowSpec",
+    "FlowTransport",
     "FlowUpdate",
     "InstanceShape",
     "KvFlowPlan",
@@ -39,12 +43,15 @@ __all__ = [
     "Topology",
     "activation_flows",
     "bottleneck_link",
+    "flow_transport",
     "gbps_to_bytes_per_s",
+    "instance_shapes",
     "kv_ready_s",
     "kv_shard_flows",
     "link_stats",
     "link_utilization",
     "max_min_rates",
+    "network_summary",
     "pair_prefill_decode",
     "place_instances",
     "plan_kv_flows",

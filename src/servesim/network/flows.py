@@ -127,11 +127,27 @@ class FlowNetwork:
         """Start a flow of `num_bytes` along `path` (link indices) at `now_s`; its id."""
         return self.start_many(now_s, [(path, num_bytes, tag)])[0]
 
-    def start_many(self, now_s: float, flows: Iterable[tuple[Path, float, object]]) -> list[int]:
-        """Start several flows at `now_s` with one recompute; their ids, in order."""
+    def start_many(
+        self,
+        now_s: float,
+        flows: Iterable[tuple[Path, float, object]],
+        latencies_s: Sequence[float] | None = None,
+    ) -> list[int]:
+        """Start several flows at `now_s` with one recompute; their ids, in order.
+
+        `latencies_s`, one per flow, replaces the latency of the flow's path (e.g. 0 for a flow
+        that was already moving outside the network and is handed over).
+        """
         self._check_clock(now_s)
         new_flows = [self._new_flow(now_s, tuple(path), num_bytes, tag)
                      for path, num_bytes, tag in flows]  # all checked before any is added
+        if latencies_s is not None:
+            require(len(latencies_s) == len(new_flows), "latencies_s", len(latencies_s),
+                    f"one per flow ({len(new_flows)})")
+            for flow, latency_s in zip(new_flows, latencies_s, strict=True):
+                require(math.isfinite(latency_s) and latency_s >= 0, "latencies_s", latency_s,
+                        "finite numbers >= 0")
+                flow.active_from_s = now_s + latency_s
         self._now_s = now_s
         ids = list(range(self._next_id, self._next_id + len(new_flows)))
         self._next_id += len(new_flows)
@@ -148,7 +164,26 @@ class FlowNetwork:
 
     def complete(self, now_s: float, flow_id: int) -> FlowRecord:
         """Remove flow `flow_id`, which finishes at `now_s` (its current finish time)."""
+        return self.complete_many(now_s, [flow_id])[0]
+
+    def complete_many(self, now_s: float, flow_ids: Sequence[int]) -> list[FlowRecord]:
+        """Remove several flows that all finish at `now_s`, with one recompute; their records."""
         self._check_clock(now_s)
+        flows = [self._finishing(now_s, flow_id) for flow_id in flow_ids]
+        self._now_s = now_s
+        seeds: set[int] = set()
+        for flow_id, flow in zip(flow_ids, flows, strict=True):
+            del self._flows[flow_id]
+            self._credit(flow, flow.remaining_bytes)
+            self._add_link_rate(flow.path, -flow.rate)
+            for link in flow.path:
+                self._on_link[link].discard(flow_id)
+            self._updates.pop(flow_id, None)
+            seeds.update(flow.path)
+        self._recompute(now_s, seeds)
+        return [self._record(fid, flow, now_s) for fid, flow in zip(flow_ids, flows, strict=True)]
+
+    def _finishing(self, now_s: float, flow_id: int) -> _Flow:
         flow = self._flows.get(flow_id)
         require(flow is not None, "flow_id", flow_id, "an active flow")
         assert flow is not None
@@ -156,15 +191,7 @@ class FlowNetwork:
         if now_s < flow.finish_s - tolerance_s:
             raise ValueError(f"flow {flow_id} completed at {now_s} before its finish time "
                              f"{flow.finish_s}")
-        self._now_s = now_s
-        del self._flows[flow_id]
-        self._credit(flow, flow.remaining_bytes)
-        self._add_link_rate(flow.path, -flow.rate)
-        for link in flow.path:
-            self._on_link[link].discard(flow_id)
-        self._updates.pop(flow_id, None)
-        self._recompute(now_s, set(flow.path))
-        return self._record(flow_id, flow, now_s)
+        return flow
 
     def set_background(self, now_s: float, link: int, rate_bytes_per_s: float) -> None:
         """Fix the background load on `link` from `now_s` on (it reduces the link's capacity)."""
@@ -199,6 +226,10 @@ class FlowNetwork:
     def num_active(self) -> int:
         """Flows started and not yet completed."""
         return len(self._flows)
+
+    def num_flows_on(self, link: int) -> int:
+        """Active flows crossing `link`."""
+        return len(self._on_link[link])
 
     def finish_time(self, flow_id: int) -> float:
         """Current finish time (s) of an active flow."""

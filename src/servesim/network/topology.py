@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from servesim.errors import InputError, require
+from servesim.specs.cluster import ClusterSpec
 
 BITS_PER_BYTE = 8.0
 
@@ -35,6 +36,11 @@ BITS_PER_BYTE = 8.0
 def gbps_to_bytes_per_s(gbps: float) -> float:
     """Convert Gbps (10^9 bits/s) to bytes/s."""
     return gbps * 1e9 / BITS_PER_BYTE
+
+
+def _per_direction_gbps(total_gbs: float) -> float:
+    """GB/s of both directions together -> Gbps in one direction."""
+    return total_gbs / 2 * BITS_PER_BYTE
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,29 @@ class Topology:
     """Latency of a transfer between two GPUs of one node."""
     inter_node_latency_s: float = 5e-6
     """Latency of a transfer between two nodes."""
+
+    @classmethod
+    def from_cluster(cls, cluster: ClusterSpec, **overrides: object) -> Topology:
+        """The topology of `cluster`; `overrides` set the fields a ClusterSpec lacks
+        (`nodes_per_leaf`, `rail_optimized`) or replace any other.
+
+        A ClusterSpec gives NVLink and PCIe as GB/s totals of both directions; a Topology takes
+        Gbps per direction (A100: 600 GB/s -> 2400 Gbps).
+        """
+        fields: dict[str, object] = {
+            "num_nodes": cluster.num_nodes,
+            "gpus_per_node": cluster.gpus_per_node,
+            "nvlink_gbps": None if cluster.nvlink_gbs is None else _per_direction_gbps(
+                cluster.nvlink_gbs),
+            "pcie_gbps": _per_direction_gbps(cluster.pcie_gbs),
+            "nic_gbps": cluster.nic_gbps,
+            "nics_per_node": cluster.nics_per_node,
+            "oversubscription": cluster.oversubscription,
+            "intra_node_latency_s": cluster.intra_node_latency_s,
+            "inter_node_latency_s": cluster.inter_node_latency_s,
+        }
+        fields.update(overrides)
+        return cls(**fields)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
         self._check_counts()
