@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from tests.search.test_search_engine import small_problem
 
 from servesim.search import ExecutorSpec, SearchOptions, search
-from tests.search.test_search_engine import small_problem
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'servesim[ray]'")
 

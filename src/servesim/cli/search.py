@@ -9,12 +9,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import typer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from rich.console import Console
 from rich.table import Table
 
 from servesim.cli.app import app
-from servesim.cli.common import print_json
+from servesim.cli.common import parse_floats, print_json
 from servesim.errors import InputError
 from servesim.progress import progress_bar
 from servesim.scenario import read_scenario_file
@@ -58,7 +65,7 @@ class SearchScenario(BaseModel):
     gpu: str = "a100-80gb"
     nodes: int = Field(1, ge=1)
     gpus_per_node: int = Field(8, ge=1)
-    nic_gbps: float | None = Field(None, gt=0)
+    nic_gbps: list[float] | None = None
     workload: str | None = None
     trace: str | None = None
     ttft_slo: float | None = Field(None, gt=0)
@@ -70,6 +77,21 @@ class SearchScenario(BaseModel):
     requests: int = Field(2000, ge=10)
     seed: int = Field(0, ge=0)
     max_instance_gpus: int | None = Field(None, ge=1)
+
+    @field_validator("nic_gbps", mode="before")
+    @classmethod
+    def _bandwidths(cls, value: Any) -> Any:
+        """One bandwidth, or several (a sweep): 200, [25, 100], or '25,100,200'."""
+        if isinstance(value, str):
+            return parse_floats("nic_gbps", value)
+        return [value] if isinstance(value, int | float) else value
+
+    @field_validator("nic_gbps")
+    @classmethod
+    def _positive(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (not value or min(value) <= 0):
+            raise ValueError("bandwidths > 0 Gbit/s, e.g. 200 or 25,100,400")
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> SearchScenario:
@@ -98,14 +120,14 @@ def default_slos(model_name: str, num_params: float) -> tuple[float, float]:
     return CHATBOT_SLOS_S["opt-13b"] if num_params < 30e9 else CHATBOT_SLOS_S["opt-66b"]
 
 
-def build_problem(s: SearchScenario) -> SearchProblem:
+def build_problem(s: SearchScenario, nic_gbps: float | None = None) -> SearchProblem:
     model = get_model(s.model)
     ttft, tpot = default_slos(model.name, model.num_params)
     cluster = make_cluster(
         s.gpu,
         num_nodes=s.nodes,
         gpus_per_node=s.gpus_per_node,
-        nic_gbps=s.nic_gbps,
+        nic_gbps=nic_gbps,
         nics_per_node=s.gpus_per_node,
     )
     workload = (
@@ -149,7 +171,9 @@ def search_command(
     affinity: str | None = typer.Option(
         None, help="Disaggregated search: high, low, both or none."
     ),
-    nic_gbps: float | None = typer.Option(None, help="NIC bandwidth per GPU, Gbit/s."),
+    nic_gbps: str | None = typer.Option(
+        None, help="NIC bandwidth per GPU, Gbit/s; several (25,100,400) sweep it."
+    ),
     workers: int | None = typer.Option(None, help="Local worker processes [default: all cores]."),
     ray: bool = typer.Option(
         False, "--ray", help="Evaluate on Ray (a local Ray started on demand)."
@@ -196,12 +220,15 @@ def search_command(
         seed=seed,
         max_instance_gpus=max_instance_gpus,
     )
-    problem = build_problem(s)
     cache = None if no_cache else str(cache_dir or DEFAULT_CACHE_DIR)
     executor = ExecutorSpec(workers, ray_address or "" if (ray or ray_address) else None, cache)
     options = SearchOptions(
         affinity=s.affinity, rate_per_s=s.rate, max_instance_gpus=s.max_instance_gpus
     )
+    if s.nic_gbps is not None and len(s.nic_gbps) > 1:
+        _sweep_nic(s, options, executor, out, as_json, quiet)
+        return
+    problem = build_problem(s, s.nic_gbps[0] if s.nic_gbps else None)
     result = _run_with_progress(problem, options, executor, quiet or as_json)
     if out is not None:
         write_search(out, result, problem)
@@ -212,6 +239,45 @@ def search_command(
         if not console.is_terminal:
             console = Console(width=132)
         print_result(result, problem, console, top)
+
+
+def _sweep_nic(
+    s: SearchScenario,
+    options: SearchOptions,
+    executor: ExecutorSpec,
+    out: Path | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """One search per NIC bandwidth; goodput per GPU of the best placements against bandwidth."""
+    rows = []
+    for gbps in s.nic_gbps or []:
+        problem = build_problem(s, gbps)
+        result = _run_with_progress(problem, options, executor, quiet or as_json)
+        if out is not None:
+            write_search(out / f"nic_{gbps:g}gbps", result, problem)
+        summary = result_dict(result, problem)
+        rows.append({"nic_gbps": gbps, **{k: summary[k] for k in _SWEEP_KEYS}})
+    if as_json:
+        print_json({"nic_gbps_sweep": rows})
+        return
+    table = Table(title=f"{s.model}: best goodput per GPU against NIC bandwidth")
+    for col in ("NIC Gbps", "colocated /GPU", "disagg /GPU", "disagg/colo", "best", "limit"):
+        table.add_column(col, justify="left" if col in ("best", "limit") else "right")
+    for row in rows:
+        colo, dis, best = row["best_colocated"], row["best_disaggregated"], row["best"]
+        table.add_row(
+            f"{row['nic_gbps']:g}",
+            _fmt(colo and colo["goodput_per_gpu_per_s"], ".3f"),
+            _fmt(dis and dis["goodput_per_gpu_per_s"], ".3f"),
+            _fmt(row["disaggregated_over_colocated"], ".2f"),
+            best["id"].split("/")[-1] if best else "-",
+            best["bottleneck"] if best else "-",
+        )
+    Console(width=None if Console().is_terminal else 132).print(table)
+
+
+_SWEEP_KEYS = ("best", "best_colocated", "best_disaggregated", "disaggregated_over_colocated")
 
 
 def _run_with_progress(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -103,16 +103,21 @@ class SimEvaluator:
 def simulate_shape(problem: SearchProblem, shape: Shape, rate_per_s: float) -> Any:
     """One engine simulation of `shape` at `rate_per_s` (same seed, same requests).
 
-    High affinity uses the engine's default first-fit placement; low affinity keeps each unit's
-    KV transfers inside a node (`LowAffinityTransport`).
+    Low affinity keeps each unit's KV transfers inside a node (`LowAffinityTransport`). A
+    high-affinity deployment with both phases moves its KV caches as flows that share the
+    cluster's links (`servesim.network`), so NIC bandwidth and contention count.
     """
     from servesim.engine import simulate
+    from servesim.network.deployment import flow_transport
 
-    transport = LowAffinityTransport(problem.cluster, shape) if shape.affinity == "low" else None
+    deployment = build_deployment(problem, shape)
+    transport: Any = None
+    if shape.affinity == "low":
+        transport = LowAffinityTransport(problem.cluster, shape)
+    elif shape.group("prefill") and shape.group("decode"):
+        transport = flow_transport(deployment, "high")
     workload = problem.workload.build(rate_per_s)
-    return simulate(
-        build_deployment(problem, shape), workload, seed=problem.seed, transport=transport
-    )
+    return simulate(deployment, workload, seed=problem.seed, transport=transport)
 
 
 def build_deployment(problem: SearchProblem, shape: Shape) -> Any:
@@ -120,19 +125,18 @@ def build_deployment(problem: SearchProblem, shape: Shape) -> Any:
     from servesim.engine import Deployment, InstanceGroup
     from servesim.specs.parallel import ParallelSpec
 
-    limits: dict[str, int] = {}
-    if problem.max_batch_seqs is not None:
-        limits["max_batch_seqs"] = problem.max_batch_seqs
-    if problem.max_prefill_tokens is not None:
-        limits["max_prefill_tokens"] = problem.max_prefill_tokens
-    groups = tuple(
-        InstanceGroup(g.role, ParallelSpec(g.tp, g.pp), g.num_instances, policy=g.policy, **limits)
-        for g in shape.groups
-    )
+    groups = []
+    for g in shape.groups:
+        group = InstanceGroup(g.role, ParallelSpec(g.tp, g.pp), g.num_instances, policy=g.policy)
+        if problem.max_batch_seqs is not None:
+            group = replace(group, max_batch_seqs=problem.max_batch_seqs)
+        if problem.max_prefill_tokens is not None:
+            group = replace(group, max_prefill_tokens=problem.max_prefill_tokens)
+        groups.append(group)
     return Deployment(
         problem.model,
         problem.cluster,
-        groups,
+        tuple(groups),
         profile=problem.profile,
         kv_transfer=problem.kv_transfer,
     )
@@ -145,6 +149,9 @@ def rate_point(problem: SearchProblem, records: Any, rate_per_s: float) -> RateP
     ttft_ok, tpot_ok, joint_ok = meets_slos(records, problem.ttft_slo_s, problem.tpot_slo_s)
     ttft_s, tpot_s, _ = latencies(records)
     n = max(1, len(records))
+    moved = np.isfinite(records.kv_end_s) & (ttft_s > 0)
+    kv_s = records.kv_end_s[moved] - records.kv_start_s[moved]
+    kv_share = float(np.mean(kv_s / ttft_s[moved])) if kv_s.size else 0.0
     return RatePoint(
         rate_per_s=rate_per_s,
         attainment_ttft=float(np.count_nonzero(ttft_ok)) / n,
@@ -152,6 +159,7 @@ def rate_point(problem: SearchProblem, records: Any, rate_per_s: float) -> RateP
         attainment_joint=float(np.count_nonzero(joint_ok)) / n,
         p90_ttft_s=_p90(ttft_s),
         p90_tpot_s=_p90(tpot_s),
+        kv_share_of_ttft=kv_share,
     )
 
 

@@ -33,6 +33,7 @@ class RatePoint:
     attainment_joint: float
     p90_ttft_s: float
     p90_tpot_s: float
+    kv_share_of_ttft: float = 0.0  # mean share of TTFT spent moving the KV cache
 
     def attainment(self, metric: str) -> float:
         """The attainment that `metric` ('joint', 'ttft' or 'tpot') names."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from servesim import __version__
+from servesim import code_fingerprint
 from servesim.errors import InputError, require
 from servesim.search.goodput import BisectionSpec
 from servesim.specs import ClusterSpec, ModelSpec
@@ -110,8 +110,8 @@ class SearchProblem:
         return self.bisection.target
 
     def fingerprint(self) -> str:
-        """Hash of every input that determines a result, including the servesim version."""
-        return hashlib.sha256(f"{__version__}|{self!r}".encode()).hexdigest()
+        """Hash of every input that determines a result, including the servesim code."""
+        return hashlib.sha256(f"{code_fingerprint()}|{self!r}".encode()).hexdigest()
 
     def max_request_tokens(self) -> int:
         """Longest request (prompt + output) of the workload, capped by the model's context."""

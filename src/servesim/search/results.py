@@ -157,7 +157,7 @@ def bottleneck(c: Candidate) -> str:
     miss = c.result.first_miss()
     assert miss is not None
     if miss.attainment_ttft < miss.attainment_tpot:
-        return "network" if "network" in c.note else "prefill"
+        return "network" if miss.kv_share_of_ttft > 0.5 else "prefill"
     return "KV memory" if c.bounds.kv_limited else "decode"
 
 
