@@ -37,13 +37,16 @@ def build_latency_model(
     parallel: ParallelSpec,
     profile: str | None = None,
     roofline: bool = False,
-    precision: str = "bf16",
+    precision: str | None = None,
 ) -> LatencyModel:
     """The latency model of a TP x PP instance of `model` on `cluster`.
 
     `profile` names a shipped profile or a JSON file (default: the GPU's shipped profile);
-    `roofline=True` ignores profiles and uses the datasheet roofline.
+    `roofline=True` ignores profiles and uses the datasheet roofline. `precision` is the GEMM
+    precision ('bf16' or 'fp8'); by default that of the model's weights.
     """
+    if precision is None:
+        precision = "fp8" if model.dtype == "fp8" else "bf16"
     loaded = None if roofline else resolve_profile(profile, cluster.gpu.name)
     if loaded is not None and loaded.kind == "distserve":
         return build_distserve(model, parallel, loaded)
