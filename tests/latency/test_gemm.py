@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from servesim.latency import gemm, ops
 from servesim.latency.efficiency import Efficiency
+from servesim.latency.profiles import load_profile
 from servesim.specs import get_gpu
 
 A100 = get_gpu("a100-80gb")
@@ -88,3 +89,60 @@ def test_elementwise_kernels_have_their_own_factors() -> None:
     assert got[0] == pytest.approx(float(ops.elementwise_s(1e8, A100, eff, "rotary")))
     assert got[1] == pytest.approx(float(ops.elementwise_s(1e8, A100, eff, "norm")))
     assert got[0] - 1e-5 == pytest.approx(2 * (got[1] - eff.norm_overhead_s))
+
+
+# ---- fp8: quantise, then a scaled GEMM with a tile chosen by m ---------------------------------
+FP8_EFF = Efficiency(
+    gemm_compute=0.8,
+    gemm_fp8_compute=0.7,
+    gemm_fp8_half_tokens=60.0,
+    gemm_fp8_overhead_s=2e-6,
+    gemm_fp8_token_s=6e-9,
+)
+FP8_SHAPES = [(32.0, 10240.0, 8192.0), (32.0, 8192.0, 8192.0), (32.0, 57344.0, 8192.0)]
+
+
+@given(m=st.floats(min_value=0.5, max_value=1e5))
+@settings(max_examples=200, deadline=None)
+def test_fp8_stack_matches_sum_of_gemms(m: float) -> None:
+    stack = gemm.gemm_stack(FP8_SHAPES, H100, FP8_EFF, "fp8")
+    direct = sum(c * float(gemm.gemm_s(m, n, k, H100, FP8_EFF, "fp8")) for c, n, k in FP8_SHAPES)
+    assert stack(m) == pytest.approx(direct, rel=0.01 if m <= 16384 else 0.03)
+    if m <= 16384:
+        assert stack(m) <= direct * (1 + 1e-9)
+
+
+@given(m=st.floats(1, 16384), extra=st.floats(1, 4096))
+@settings(max_examples=100, deadline=None)
+def test_fp8_quantisation_is_linear_in_tokens(m: float, extra: float) -> None:
+    # a tiny GEMM (one tile, no weight traffic to speak of): time grows by the per-token cost
+    quant_base, per_token = gemm.quant_line(32.0, H100, FP8_EFF, "fp8")
+    assert quant_base == FP8_EFF.gemm_fp8_overhead_s
+    bw = H100.memory_bw_bytes_per_s * FP8_EFF.gemm_memory
+    assert float(per_token) == pytest.approx(6e-9 + 32 * gemm.QUANT_BYTES / bw)
+    assert gemm.quant_line(32.0, A100, FP8_EFF, "fp8")[0] == 0.0  # no fp8 kernel on A100
+    assert gemm.quant_line(32.0, H100, FP8_EFF, "bf16")[0] == 0.0
+
+
+def test_fp8_tile_follows_m_without_split_k() -> None:
+    rate = 1979e12 * 0.7
+    # n = 128, k = 65536: one 128 x 128 tile at m = 129..256 walks all of k on one SM
+    one_tile = 2 * 65536 * 128 * 128 * 132 / rate
+    assert float(gemm.fp8_wave_s(200.0, 128.0, 65536.0, 132, rate)) == pytest.approx(one_tile)
+    # m <= 64: two 64 x 64 tiles side by side, each a quarter of the work
+    assert float(gemm.fp8_wave_s(64.0, 128.0, 65536.0, 132, rate)) == pytest.approx(one_tile / 4)
+    # the bf16 kernels split k over the idle SMs instead
+    assert float(gemm.wave_s(200.0, 128.0, 65536.0, 132, rate, 0.0)) < one_tile / 10
+
+
+@pytest.mark.parametrize("profile", ["h100-sxm", "h100-sxm-aiconfigurator"])
+@pytest.mark.parametrize("m", [1.0, 16.0, 1024.0, 8192.0])
+def test_shipped_h100_profile_makes_fp8_faster_than_bf16(profile: str, m: float) -> None:
+    # aiconfigurator H100 (vLLM 0.24, n = k = 8192): bf16 / fp8 = 1.71, 1.41, 1.39, 1.84 at
+    # m = 1, 16, 1024, 8192 -- half the weight bytes at small m, fp8 tensor cores at large m
+    eff = load_profile(profile).efficiency()
+    bf16 = float(gemm.gemm_s(m, 8192.0, 8192.0, H100, eff, "bf16"))
+    fp8 = float(gemm.gemm_s(m, 8192.0, 8192.0, H100, eff, "fp8"))
+    assert 1.3 < bf16 / fp8 < 2.0
+    if m == 8192.0:  # measured 0.836 ms
+        assert 0.7e-3 < fp8 < 1.05e-3

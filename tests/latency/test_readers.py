@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 from tests.latency.factories import SHARED_PROFILES
 
+from servesim.latency.calibrate import table_error
 from servesim.latency.fit import fit_gpu
 from servesim.latency.predict import abs_pct_errors
-from servesim.latency.readers import read_folder
+from servesim.latency.profiles import load_profile
+from servesim.latency.readers import read_aic_gemm, read_folder
 from servesim.latency.tables import make_table
 
 pytestmark = pytest.mark.skipif(not SHARED_PROFILES.is_dir(), reason=f"{SHARED_PROFILES} is absent")
@@ -81,3 +83,20 @@ def test_tables_know_the_serving_stack_that_measured_them() -> None:
     folder = SHARED_PROFILES / "vidur" / "profiling" / "compute" / "a40" / "meta-llama"
     elementwise = next(t for t in read_folder(folder / "Llama-2-7b-hf") if t.kind == "elementwise")
     assert set(np.unique(elementwise.x["kernel"]).tolist()) == {0.0, 1.0, 2.0, 3.0, 4.0}
+
+
+def test_fp8_gemm_table_is_fitted_and_its_error_reported() -> None:
+    # aiconfigurator H100: per-tensor fp8 (CUTLASS scaled_mm) fitted, block-scaled only compared
+    path = SHARED_PROFILES / "aiconfigurator/h100_sxm/gemm/vllm/0.24.0/gemm_perf.csv"
+    tables = {t.note: t for t in read_aic_gemm(path, SHARED_PROFILES, "h100-sxm")}
+    per_tensor, block = tables["fp8"], tables["fp8 block-scaled, not fitted"]
+    assert per_tensor.fit and not block.fit and per_tensor.precision == "fp8"
+    shipped = load_profile("h100-sxm-aiconfigurator")
+    assert per_tensor.name in shipped.fitted_on and block.name not in shipped.fitted_on
+    # refit the fp8 family from the shipped bf16 factors: the fit is reproducible and accurate
+    refit = fit_gpu([per_tensor], "h100-sxm", families=("gemm_fp8",), base=shipped.efficiency())
+    for eff in (shipped.efficiency(), refit.efficiency):
+        report = table_error(per_tensor, abs_pct_errors(per_tensor, eff), fitted=True)
+        assert report.num_rows == len(per_tensor) > 30000
+        assert report.median_pct < 10.0 and report.p90_pct < 30.0  # 7.5 / 20.1 (was 41.9 / 84.9)
+    assert 0.55 < refit.efficiency.gemm_fp8_compute < 0.8  # 8192^3 measures 0.66 of the fp8 peak

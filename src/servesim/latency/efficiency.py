@@ -28,6 +28,9 @@ class Efficiency:
     gemm_overhead_s: float = 4e-6
     gemm_tile_tokens: float = 0.0  # operand-load cost of one output tile, in tile rows/columns
     gemm_fp8_compute: float = 0.70  # eff_max of fp8 GEMMs (of the fp8 peak)
+    gemm_fp8_half_tokens: float = 0.0  # the fp8 kernel's ramp, in tokens (latency/gemm.py)
+    gemm_fp8_overhead_s: float = 2e-6  # fp8: the activation-quantisation kernel's launch
+    gemm_fp8_token_s: float = 0.0  # fp8: fixed quantisation cost per token (one block each)
     moe_compute: float = 0.60
     moe_half_tokens: float = 0.0  # tokens per expert at half efficiency
     moe_memory: float = 0.70

@@ -1,13 +1,14 @@
 """Least-squares fit of the `Efficiency` factors of one GPU to measured tables.
 
 Each operator family has its own parameters (GEMM: eff_max, m_half, memory efficiency, kernel
-overhead; attention; MoE; element-wise; all-reduce; send), fitted on that family's rows only, so a
-profile is per GPU, not per model. The residual is the log of predicted / measured time, so the
-fit minimises relative error; every table gets the same total weight, so a 100k-row table does
-not drown a 1k-row one. Parameters are fitted in log space (they stay positive) by
-Levenberg-Marquardt with a numerical Jacobian, from a few starting points. End-to-end tables are
-fitted last: with the operator factors fixed, they fit the per-iteration, per-layer and
-per-sequence overheads.
+overhead, tile cost; fp8 GEMM: its eff_max, ramp and activation-quantisation costs, on top of the
+bf16 memory factor and overhead; attention; MoE; element-wise; all-reduce; send), fitted on that
+family's rows only, so a profile is per GPU, not per model. The residual is the log of predicted /
+measured time, so the fit minimises relative error; every table gets the same total weight, so a
+100k-row table does not drown a 1k-row one. Parameters are fitted in log space (they stay
+positive) by Levenberg-Marquardt with a numerical Jacobian, from a few starting points.
+End-to-end tables are fitted last: with the operator factors fixed, they fit the per-iteration,
+per-layer and per-sequence overheads.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ FAMILIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "gemm_tile_tokens",
         ),
     ),
-    "gemm_fp8": (("gemm_fp8",), ("gemm_fp8_compute",)),
+    "gemm_fp8": (
+        ("gemm_fp8",),
+        ("gemm_fp8_compute", "gemm_fp8_half_tokens", "gemm_fp8_overhead_s", "gemm_fp8_token_s"),
+    ),
     "elementwise": (
         ("elementwise",),
         tuple(f"{k}_{p}" for k in ELEMENTWISE_KERNELS for p in ("memory", "overhead_s")),
@@ -53,17 +57,25 @@ FAMILIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 # Where sources disagree (several all-reduce implementations), fit the one a serving engine runs.
 PREFERRED_SOURCES = {"allreduce": ("custom_allreduce_perf.csv", "nccl_perf.csv", "all_reduce.csv")}
-_STARTS = {"_half_tokens": (4.0, 64.0, 512.0), "_tokens": (8.0,), "_s": (5e-6,), "": (0.7,)}
+_STARTS = {
+    "_half_tokens": (4.0, 64.0, 512.0),
+    "_tokens": (8.0,),
+    "_token_s": (5e-9,),
+    "_s": (5e-6,),
+    "": (0.7,),
+}
 _BOUNDS = {
     "_half_tokens": (1e-3, 1e5),
     "_tokens": (1e-3, 1e4),
+    "_token_s": (1e-13, 1e-5),  # seconds per token of a per-token cost
     "_s": (1e-9, 1.0),
     "": (0.02, 1.9),
 }
 
 
 def _suffix(param: str) -> str:
-    return next((s for s in ("_half_tokens", "_tokens", "_s") if param.endswith(s)), "")
+    suffixes = ("_half_tokens", "_tokens", "_token_s", "_s")
+    return next((s for s in suffixes if param.endswith(s)), "")
 
 
 def family_of(kind: str) -> str:

@@ -14,6 +14,17 @@ efficient; the kernel takes the fastest tile shape. A fixed ramp of `gemm_half_t
 work is added (launch and pipeline fill), and the GEMM costs its overhead plus the larger of that
 compute time and its memory time (weights once, activations in and out). Without an SM count the
 compute time is the smooth 2*n*k*(m + m_half) / (peak * eff_max).
+
+fp8 GEMMs on a part with fp8 tensor cores are two kernels (vLLM's CUTLASS scaled_mm path,
+aiconfigurator H100 `gemm_perf.csv`): the activations are quantised to fp8 first, a
+memory-bound kernel of one block per token, then the scaled GEMM runs with a tile chosen by m
+(`FP8_TILES`) and no split-K, at `gemm_fp8_compute` of the fp8 peak with its own ramp
+`gemm_fp8_half_tokens`; weights stream at one byte each. The quantisation adds
+`gemm_fp8_overhead_s` plus, per token, `gemm_fp8_token_s` and k * QUANT_BYTES of traffic:
+
+    time = overhead + fp8_overhead + max(compute, memory) + m * (token_s + k * 3 / bandwidth)
+
+On a part without fp8 tensor cores an fp8 GEMM is the bf16 kernel reading one-byte weights.
 """
 
 from __future__ import annotations
@@ -34,11 +45,19 @@ TILES = ((64, 64), (64, 128), (128, 64), (128, 128), (128, 256), (256, 128))
 BUCKET_TOKENS = 64  # every tile height divides it, so compute time is constant on each bucket
 NUM_BUCKETS = 256  # buckets up to 16384 tokens; beyond, compute time grows in proportion
 SPLIT_K_MIN = 256  # inputs per split-K slice
+# fp8 scaled GEMM: (largest m, (tm, tn)) -- the tile grows with m; no split-K (vLLM sm90 configs)
+FP8_TILES = ((64, (64, 64)), (128, (64, 128)), (math.inf, (128, 128)))
+QUANT_BYTES = ACT_BYTES + 1  # quantising one activation: read bf16, write fp8
+
+
+def has_fp8_kernel(gpu: GpuSpec, precision: str) -> bool:
+    """Whether an fp8 GEMM runs the fp8 path (quantise, then an fp8 tensor-core GEMM)."""
+    return precision == "fp8" and gpu.fp8_tflops is not None
 
 
 def compute_rate(gpu: GpuSpec, eff: Efficiency, precision: str = "bf16") -> float:
     """Achieved FLOP/s at large m: the precision's peak times its eff_max."""
-    if precision == "fp8" and gpu.fp8_tflops is not None:
+    if has_fp8_kernel(gpu, precision):
         return gpu.peak_flops_per_s("fp8") * eff.gemm_fp8_compute
     return gpu.peak_flops_per_s("bf16") * eff.gemm_compute
 
@@ -57,14 +76,30 @@ def wave_s(m: Any, n: Any, k: Any, num_sms: int, rate: float, tile_tokens: float
     return best if best.ndim else float(best)
 
 
+def fp8_wave_s(m: Any, n: Any, k: Any, num_sms: int, rate: float) -> Any:
+    """Seconds of the fp8 scaled GEMM's waves: the tile is fixed by m, no split-K."""
+    m, n, k = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (m, n, k)))
+    m = np.maximum(m, 1.0)
+    out = np.zeros(m.shape)
+    lower = 0.0
+    for upper, (tm, tn) in FP8_TILES:
+        waves = np.ceil(np.ceil(m / tm) * np.ceil(n / tn) / num_sms)
+        out = np.where((m > lower) & (m <= upper), waves * 2.0 * k * tm * tn * num_sms / rate, out)
+        lower = upper
+    return out if out.ndim else float(out)
+
+
 def gemm_compute_s(
     m: Any, n: Any, k: Any, gpu: GpuSpec, eff: Efficiency, precision: str = "bf16"
 ) -> Any:
-    """Compute seconds of one GEMM (ramp included, overhead excluded)."""
+    """Compute seconds of one GEMM (ramp included, overheads and fp8 quantisation excluded)."""
     rate = compute_rate(gpu, eff, precision)
-    ramp = 2.0 * n * k * eff.gemm_half_tokens / rate
+    fp8 = has_fp8_kernel(gpu, precision)
+    ramp = 2.0 * n * k * (eff.gemm_fp8_half_tokens if fp8 else eff.gemm_half_tokens) / rate
     if gpu.num_sms is None:
         return ramp + 2.0 * n * k * m / rate
+    if fp8:
+        return ramp + fp8_wave_s(m, n, k, gpu.num_sms, rate)
     return ramp + wave_s(m, n, k, gpu.num_sms, rate, eff.gemm_tile_tokens)
 
 
@@ -77,11 +112,20 @@ def gemm_memory_line(
     return n * k * wb / bw, (k * wb + n * ACT_BYTES) / bw
 
 
+def quant_line(k: Any, gpu: GpuSpec, eff: Efficiency, precision: str = "bf16") -> tuple[float, Any]:
+    """(quant_base_s, quant_s_per_token) of the fp8 activation quantisation (zeros otherwise)."""
+    if not has_fp8_kernel(gpu, precision):
+        return 0.0, 0.0 * np.asarray(k, dtype=float)
+    bw = gpu.memory_bw_bytes_per_s * eff.gemm_memory
+    return eff.gemm_fp8_overhead_s, eff.gemm_fp8_token_s + np.asarray(k) * QUANT_BYTES / bw
+
+
 def gemm_s(m: Any, n: Any, k: Any, gpu: GpuSpec, eff: Efficiency, precision: str = "bf16") -> Any:
     """Seconds of one GEMM of m tokens, k inputs, n outputs (floats or arrays)."""
     am, bm = gemm_memory_line(n, k, gpu, eff, precision)
+    qa, qb = quant_line(k, gpu, eff, precision)
     compute = gemm_compute_s(m, n, k, gpu, eff, precision)
-    return eff.gemm_overhead_s + np.maximum(compute, am + bm * m)
+    return eff.gemm_overhead_s + qa + np.maximum(compute, am + bm * m) + qb * m
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +135,10 @@ class GemmStack:
     `buckets[j]` covers m in (64j, 64(j+1)] and holds (compute_s, memory_base_s,
     memory_s_per_token): the summed constant compute time of the GEMMs that are compute-bound
     at the bucket's lower end, and the summed memory line of the others (exact for them, and
-    within 64 tokens of activation traffic for the first). A call is one index and two
-    multiply-adds; beyond the last bucket compute time grows in proportion to m.
+    within 64 tokens of activation traffic for the first). fp8 activation quantisation is
+    memory traffic added to every GEMM: its per-token cost joins the memory slope, its launch
+    the overhead. A call is one index and two multiply-adds; beyond the last bucket compute
+    time grows in proportion to m.
     """
 
     buckets: tuple[tuple[float, float, float], ...]
@@ -130,6 +176,9 @@ GEMM_FIELDS = (
     "gemm_overhead_s",
     "gemm_tile_tokens",
     "gemm_fp8_compute",
+    "gemm_fp8_half_tokens",
+    "gemm_fp8_overhead_s",
+    "gemm_fp8_token_s",
 )
 
 
@@ -147,14 +196,17 @@ def _cached_stack(
     compute = np.zeros(NUM_BUCKETS)
     mem_base = np.zeros(NUM_BUCKETS)
     mem_slope = np.zeros(NUM_BUCKETS)
+    overhead_s = 0.0
     for count, n, k in used:
         c = np.asarray(gemm_compute_s(upper, n, k, gpu, eff, precision))
         am, bm = gemm_memory_line(n, k, gpu, eff, precision)
         bound = c >= am + bm * lower
         compute += count * np.where(bound, c, 0.0)
         mem_base += count * np.where(bound, 0.0, am)
-        mem_slope += count * np.where(bound, 0.0, bm)
+        qa, qb = quant_line(k, gpu, eff, precision)
+        mem_slope += count * (np.where(bound, 0.0, bm) + float(qb))
+        overhead_s += count * (eff.gemm_overhead_s + qa)
     buckets = tuple(
         (float(c), float(a), float(b)) for c, a, b in zip(compute, mem_base, mem_slope, strict=True)
     )
-    return GemmStack(buckets, eff.gemm_overhead_s * sum(c for c, _, _ in used))
+    return GemmStack(buckets, overhead_s)
