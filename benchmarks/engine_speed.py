@@ -2,9 +2,11 @@
 
 Scenarios: 100k requests of the built-in `sharegpt` and `azure-conv` workloads near saturation
 (90% of the throughput measured in an overloaded calibration run), colocated (vLLM policy) and
-disaggregated (1 prefill + 1 decode instance), Llama-3.1-8B on A100-80GB, Poisson arrivals; and a
-1M-request CSV trace replayed from disk (streamed; its time includes reading the CSV). Each
-scenario runs in a fresh subprocess so its peak RSS is its own; the calibration run is not timed.
+disaggregated (1 prefill + 1 decode instance; decode KV 'on_demand', and for sharegpt also the
+'reserve' policy), Llama-3.1-8B on A100-80GB, Poisson arrivals; 4 prefill + 8 decode instances
+at 30 req/s; and a 1M-request CSV trace replayed from disk (streamed; its time includes reading
+the CSV). Each scenario runs in a fresh subprocess so its peak RSS is its own; the calibration
+run is not timed.
 'sim req/s' is requests per wall second, 'req/cpu s' per CPU second of the process (the fairer
 figure on a shared machine: compare it with the load average printed).
 
@@ -22,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,14 +38,22 @@ MODEL, GPU = "llama-3.1-8b", "a100-80gb"
 LOAD = 0.9
 
 
-def deployment(mode: str) -> Deployment:
+def deployment(
+    mode: str, num_prefill: int = 1, num_decode: int = 1, policy: str = "on_demand"
+) -> Deployment:
     p = ParallelSpec(1, 1)
+    # The default policy is not named, so the script also runs against older engines.
+    policy_field: dict[str, Any] = {} if policy == "on_demand" else {"decode_kv_policy": policy}
     groups = (
         (InstanceGroup("colocated", p),)
         if mode == "colocated"
-        else (InstanceGroup("prefill", p), InstanceGroup("decode", p))
+        else (
+            InstanceGroup("prefill", p, num_prefill),
+            InstanceGroup("decode", p, num_decode, **policy_field),
+        )
     )
-    return Deployment(get_model(MODEL), make_cluster(GPU), groups)
+    num_nodes = -(-(num_prefill + num_decode) // 8)
+    return Deployment(get_model(MODEL), make_cluster(GPU, num_nodes=num_nodes), groups)
 
 
 def saturation_rate(mode: str, lengths_name: str) -> float:
@@ -71,7 +82,10 @@ def write_trace(path: Path, num: int, rate: float) -> None:
 
 def run_one(spec: dict) -> dict:
     """Run one scenario in this process; returns timings and a few metrics."""
-    dep = deployment(spec["mode"])
+    dep = deployment(
+        spec["mode"], spec.get("prefill", 1), spec.get("decode", 1), spec.get("policy", "on_demand")
+    )
+    workload: TraceWorkload | OpenLoopWorkload
     if "trace" in spec:
         workload = TraceWorkload(Path(spec["trace"]))
     else:
@@ -105,7 +119,7 @@ def in_subprocess(spec: dict) -> dict:
         capture_output=True,
         text=True,
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -122,16 +136,29 @@ def main() -> None:
     for lengths in ("sharegpt", "azure-conv"):
         for mode in ("colocated", "disagg"):
             rate = LOAD * saturation_rate(mode, lengths)
-            specs.append(
-                {
-                    "name": f"{lengths} {mode} @{rate:.2f}/s",
-                    "mode": mode,
-                    "lengths": lengths,
-                    "rate": rate,
-                    "requests": args.requests,
-                    "exact": args.exact,
-                }
-            )
+            spec = {
+                "name": f"{lengths} {mode} @{rate:.2f}/s",
+                "mode": mode,
+                "lengths": lengths,
+                "rate": rate,
+                "requests": args.requests,
+                "exact": args.exact,
+            }
+            specs.append(spec)
+            if mode == "disagg" and lengths == "sharegpt":
+                specs.append({**spec, "name": f"{spec['name']} reserve", "policy": "reserve"})
+    specs.append(
+        {
+            "name": "sharegpt 4P+8D @30.00/s",
+            "mode": "disagg",
+            "prefill": 4,
+            "decode": 8,
+            "lengths": "sharegpt",
+            "rate": 30.0,
+            "requests": args.requests,
+            "exact": args.exact,
+        }
+    )
     with tempfile.TemporaryDirectory() as tmp:
         trace = Path(tmp) / "trace.csv"
         if args.trace_requests:
@@ -152,7 +179,11 @@ def main() -> None:
             f"{'req/cpu s':>10} {'peak MiB':>9} {'p90 TTFT':>9} {'p90 TPOT':>9} {'preempt':>8}"
         )
         for spec in specs:
-            r = in_subprocess(spec)
+            try:
+                r = in_subprocess(spec)
+            except subprocess.CalledProcessError as err:
+                print(f"{spec['name']:34} failed: {err.stderr.strip().splitlines()[-1]}")
+                continue
             print(
                 f"{spec['name']:34} {r['requests']:>9} {r['wall_s']:>8.2f} {r['cpu_s']:>7.2f} "
                 f"{r['req_per_s']:>10.0f} {r['req_per_cpu_s']:>10.0f} {r['peak_mib']:>9.0f} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from servesim.engine import Deployment, InstanceGroup, SimResult, simulate
 from servesim.specs import get_model, make_cluster
@@ -53,13 +54,11 @@ class StubLatency:
         )
 
 
-def group(
-    role: str, num_instances: int = 1, tp: int = 1, pp: int = 1, **kw: object
-) -> InstanceGroup:
-    return InstanceGroup(role, ParallelSpec(tp, pp), num_instances, **kw)  # type: ignore[arg-type]
+def group(role: str, num_instances: int = 1, tp: int = 1, pp: int = 1, **kw: Any) -> InstanceGroup:
+    return InstanceGroup(role, ParallelSpec(tp, pp), num_instances, **kw)
 
 
-def deployment(mode: str, num_instances: int = 1, **kw: object) -> Deployment:
+def deployment(mode: str, num_instances: int = 1, **kw: Any) -> Deployment:
     """A deployment of opt-13b on two A100 nodes; `kw` goes to every group."""
     roles = {
         "colocated": ("colocated",),
@@ -105,12 +104,12 @@ def closed_workload(concurrency: int, num: int, think_s: float = 0.0) -> ClosedL
 
 def run(
     mode: str,
-    workload: object,
+    workload: Any,
     latency: StubLatency | None = None,
     exact: bool = False,
     seed: int = 0,
     num_instances: int = 1,
-    **kw: object,
+    **kw: Any,
 ) -> SimResult:
     """Simulate `workload` on a `mode` deployment with stub latencies."""
     dep = deployment(mode, num_instances, **kw)
@@ -118,6 +117,6 @@ def run(
         dep,
         workload,
         seed=seed,
-        exact=exact,  # type: ignore[arg-type]
+        exact=exact,
         latency_models=stubs(mode, latency),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from servesim.engine import Deployment, InstanceGroup, simulate
@@ -64,11 +66,13 @@ def test_parallelism_rules_are_checked() -> None:
 
 def test_bad_simulate_arguments() -> None:
     dep = deployment("colocated")
+    not_a_workload: Any = [1, 2, 3]
+    not_a_deployment: Any = "colocated"
     with pytest.raises(InputError, match="seed"):
         simulate(dep, fixed_workload(1, 5), seed=-1)
     with pytest.raises(InputError, match="workload"):
-        simulate(dep, [1, 2, 3])  # type: ignore[arg-type]
+        simulate(dep, not_a_workload)
     with pytest.raises(InputError, match="deployment"):
-        simulate("colocated", fixed_workload(1, 5))  # type: ignore[arg-type]
+        simulate(not_a_deployment, fixed_workload(1, 5))
     with pytest.raises(InputError, match="latency_models"):
         simulate(dep, fixed_workload(1, 5), latency_models=stubs("disagg"))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -45,6 +47,8 @@ scenario = st.fixed_dictionaries(
     {
         "mode": st.sampled_from(["colocated", "disagg", "decode_only", "prefill_only"]),
         "policy": st.sampled_from(["vllm", "chunked"]),
+        "decode_kv_policy": st.sampled_from(["on_demand", "reserve"]),
+        "watermark": st.sampled_from([0.0, 0.01, 0.1]),
         "rate": st.floats(1.0, 60.0),
         "num": st.integers(1, 120),
         "max_in": st.integers(1, 900),
@@ -58,14 +62,14 @@ scenario = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario)
 def test_fast_equals_exact(s: dict) -> None:
     workload = OpenLoopWorkload(
         Poisson(s["rate"]), Uniform(1, s["max_in"], 1, s["max_out"]), s["num"]
     )
     lat = StubLatency(pp=s["pp"])
-    kw = {
+    kw: dict[str, Any] = {
         "num_instances": s["num_instances"],
         "max_batch_seqs": s["max_batch_seqs"],
         "kv_capacity_tokens": s["kv"],
@@ -74,6 +78,9 @@ def test_fast_equals_exact(s: dict) -> None:
     }
     if s["mode"] == "colocated":
         kw["policy"] = s["policy"]
+    else:
+        kw["decode_kv_policy"] = s["decode_kv_policy"]
+        kw["kv_watermark"] = s["watermark"]
     fast = run(s["mode"], workload, lat, exact=False, seed=s["seed"], **kw)
     exact = run(s["mode"], workload, lat, exact=True, seed=s["seed"], **kw)
     assert_agree(fast, exact)
@@ -82,17 +89,31 @@ def test_fast_equals_exact(s: dict) -> None:
 def test_fast_equals_exact_under_preemption() -> None:
     workload = OpenLoopWorkload(Poisson(30.0), Uniform(100, 800, 50, 300), 400)
     for policy in ("vllm", "chunked"):
-        kw = {"kv_capacity_tokens": 4000, "policy": policy}
+        kw: dict[str, Any] = {"kv_capacity_tokens": 4000, "policy": policy}
         fast = run("colocated", workload, exact=False, **kw)
         exact = run("colocated", workload, exact=True, **kw)
         assert fast.counts.preempted > 10
         assert_agree(fast, exact)
 
 
+@pytest.mark.parametrize("mode", ["disagg", "decode_only"])
+def test_fast_equals_exact_under_decode_preemption(mode: str) -> None:
+    workload = OpenLoopWorkload(Poisson(30.0), Uniform(100, 800, 50, 300), 400)
+    kw: dict[str, Any] = {"kv_capacity_tokens": 4000, "num_instances": 2}
+    fast = run(mode, workload, exact=False, **kw)
+    exact = run(mode, workload, exact=True, **kw)
+    assert fast.counts.preempted > 10
+    assert_agree(fast, exact)
+
+
 def test_fast_equals_exact_closed_loop() -> None:
-    for mode in ("colocated", "disagg"):
-        fast = run(mode, closed_workload(8, 300, think_s=0.05), exact=False)
-        exact = run(mode, closed_workload(8, 300, think_s=0.05), exact=True)
+    for mode in ("colocated", "disagg", "decode_only"):
+        fast = run(
+            mode, closed_workload(8, 300, think_s=0.05), exact=False, kv_capacity_tokens=2000
+        )
+        exact = run(
+            mode, closed_workload(8, 300, think_s=0.05), exact=True, kv_capacity_tokens=2000
+        )
         assert_agree(fast, exact)
 
 

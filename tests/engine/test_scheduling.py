@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from servesim.engine import simulate
@@ -46,18 +48,73 @@ def test_pipeline_keeps_pp_batches_in_flight() -> None:
     assert np.allclose(r.prefill_end_s - r.prefill_start_s, 0.3)  # latency: all stages
 
 
-def test_decode_waits_when_kv_is_full() -> None:
+def test_reserving_decode_waits_when_kv_is_full() -> None:
     # Each request reserves 100 + 50 - 1 tokens; 300 fit -> at most two run at once.
     result = run(
         "decode_only",
         fixed_workload(1e6, 6, isl=100, osl=50, poisson=False),
         kv_capacity_tokens=300,
+        decode_kv_policy="reserve",
     )
     inst = result.instances[0]
     assert inst.max_batch_size == 2 and inst.max_kv_tokens == 298
-    finish = result.records.finish_s
+    r = result.records
     # The third request starts only when the first has finished: 49 more iterations of >= 10 ms.
-    assert finish[2] >= finish[0] + 49 * 0.01
+    assert r.finish_s[2] >= r.finish_s[0] + 49 * 0.01
+    # Decode-only: the first token is the admission, so the wait is TTFT and TPOT is decoding.
+    assert r.first_token_s[2] == r.finish_s[0]
+    assert r.first_token_s[2] - r.arrival_s[2] >= 49 * 0.01
+
+
+def test_on_demand_decode_admits_on_current_context() -> None:
+    # 100-token contexts: the first two fit with the watermark (3 tokens), a third does not.
+    result = run(
+        "decode_only",
+        fixed_workload(1e6, 6, isl=100, osl=50, poisson=False),
+        kv_capacity_tokens=300,
+    )
+    assert result.instances[0].max_batch_size == 2 and result.counts.preempted == 0
+    roomy = run("decode_only", fixed_workload(1e6, 6, isl=100, osl=50, poisson=False))
+    assert roomy.instances[0].max_batch_size == 6
+
+
+def test_on_demand_decode_preempts_the_newest_and_recomputes() -> None:
+    """A and B (400 in, 400 out) share 1000 tokens: B joins after A's first iteration, both grow
+    until the cache is full, B is preempted with 100 tokens made, waits for A to finish, then
+    recomputes 500 tokens (prompt + generated) and decodes its last 299 tokens alone."""
+    lat = StubLatency()
+    for exact in (False, True):
+        res = simulate(
+            deployment("decode_only", kv_capacity_tokens=1000, kv_watermark=0.0),
+            fixed_workload(1e6, 2, isl=400, osl=400, poisson=False),
+            timeline=True,
+            exact=exact,
+            latency_models=stubs("decode_only", lat),
+        )
+        r = res.records
+        assert r.num_preemptions.tolist() == [0, 1] and res.counts.finished == 2
+        assert np.isclose(
+            r.first_token_s[1], r.arrival_s[0] + lat.decode_s(1, 400)
+        )  # after A's 1st
+        assert res.timeline is not None
+        recomputes = [s for s in res.timeline.spans[0] if s[2] == "prefill"]
+        assert len(recomputes) == 1
+        start, end, _, size, _ = recomputes[0]
+        assert start == r.finish_s[0] and size == 1
+        assert np.isclose(end - start, lat.prefill_s(1, 500, 500 * 500))
+        tail = sum(lat.decode_s(1, c) for c in range(500, 799))
+        assert np.isclose(r.finish_s[1], end + tail)
+        assert res.instances[0].max_kv_tokens <= 1000
+
+
+def test_on_demand_decode_batches_more_than_reserving() -> None:
+    workload = OpenLoopWorkload(Poisson(40.0), Uniform(10, 300, 50, 400), 300)
+    kw: dict = {"kv_capacity_tokens": 4000}
+    on_demand = run("disagg", workload, **kw)
+    reserve = run("disagg", workload, decode_kv_policy="reserve", **kw)
+    assert reserve.counts.preempted == 0
+    assert on_demand.instances[1].mean_batch_size > 1.3 * reserve.instances[1].mean_batch_size
+    assert on_demand.counts.finished == reserve.counts.finished == 300
 
 
 def test_decode_batch_cap() -> None:
@@ -146,14 +203,21 @@ def test_timeline_collects_spans_queue_and_transfers() -> None:
     assert tl.queue_samples
 
 
-def test_default_lm_saturates_the_gpu() -> None:
+def test_default_lm_is_the_knee_of_the_prefill_curve() -> None:
     lat = build_latency_model(MODEL, CLUSTER, ParallelSpec(1, 1))
     lm = saturating_prefill_tokens(lat, 2048)
-    assert 256 <= lm <= 1024
+    assert 256 <= lm <= 1024  # REFERENCE.md: about 512 tokens for a 13B model on an A100
     rate = lambda t: t / lat.prefill_s(1, t, t * t)  # noqa: E731
-    assert (
-        rate(lm) >= 0.95 * max(rate(t) for t in range(16, 2049, 16)) > rate(lm - 16) / 0.95 * 0.95
-    )
+    assert rate(2 * lm) < 1.15 * rate(lm)  # doubling past L_m gains less than 15%
+    assert all(rate(2 * t) >= 1.15 * rate(t) for t in range(16, lm, 16))  # the shortest such
+    assert saturating_prefill_tokens(lat, 16384) == lm  # the scanned range does not move it
+
+
+def test_lm_of_a_linear_prefill_time() -> None:
+    # T = a + b*t with a / b = 1000 tokens: doubling gains < 15% once t > 2.83 * 1000.
+    lat: Any = StubLatency()
+    assert saturating_prefill_tokens(lat, 16384) == 2848
+    assert saturating_prefill_tokens(lat, 1000) == 1000  # capped
 
 
 def test_instance_stats() -> None:

@@ -4,12 +4,19 @@
 what runs where; the result holds one record per request (see metrics.py for statistics).
 """
 
-from servesim.engine.config import POLICIES, ROLES, Deployment, InstanceGroup
+from servesim.engine.config import (
+    DECODE_KV_POLICIES,
+    POLICIES,
+    ROLES,
+    Deployment,
+    InstanceGroup,
+)
 from servesim.engine.records import Counts, InstanceStats, Records, SimResult, Timeline
 from servesim.engine.simulate import simulate
 from servesim.engine.transport import DirectTransport, Transport
 
 __all__ = [
+    "DECODE_KV_POLICIES",
     "POLICIES",
     "ROLES",
     "Counts",

@@ -77,6 +77,21 @@ class DecodeBatch:
         """The most recently admitted running request (the preemption victim)."""
         return next(reversed(self.running))
 
+    def preempt_newest(self, limit_tokens: int) -> list[tuple[int, int]]:
+        """Remove the newest running requests until every one left can decode one more token
+        within `limit_tokens` of KV; returns (request, context tokens) of each, newest first."""
+        out: list[tuple[int, int]] = []
+        while self.n and self.sum_ctx + self.n > limit_tokens:
+            rid = next(reversed(self.running))
+            out.append((rid, self.remove(rid)))
+        return out
+
+    def stretch_within(self, free_tokens: int, fast: bool) -> tuple[int, float]:
+        """(k, end_s) of the next stretch when `free_tokens` of KV are free: up to the next
+        finish or the last iteration before the cache runs out (each iteration takes n tokens);
+        exact mode: one iteration."""
+        return self.next_stretch(free_tokens // self.n if fast else 1)
+
     def to_next_finish(self) -> int:
         """Iterations from the current boundary to the next finish (batch must be non-empty)."""
         heap, running = self._heap, self.running
@@ -154,8 +169,9 @@ class DecodeBatch:
         self.it += 1
         self.t0 = end_s
 
-    def iterations_to(self, dt_s: float) -> int:
-        """Smallest k >= 0 whose k iterations take at least `dt_s`."""
+    def iterations_to(self, dt_s: float, k_min: int = 1) -> int:
+        """Smallest k >= 0 whose k iterations take at least `dt_s`; `k_min` is a lower bound
+        the caller knows for a positive `dt_s` (checked first)."""
         if dt_s <= 0.0:
             return 0
         n = self.n
@@ -165,9 +181,15 @@ class DecodeBatch:
             base, slope = self.coeffs(n)
         # T(k) = a*k + b*k*(k-1): solve the quadratic, then settle rounding at the edges.
         a = base + slope * self.sum_ctx
-        b = 0.5 * slope * n
+        if dt_s <= a:  # most calls land in the next iteration or the one after
+            return 1
         if a <= 0.0:
             raise ValueError(f"decode iteration time must be > 0, got {a} s")
+        b = 0.5 * slope * n
+        if dt_s <= 2.0 * a + 2.0 * b:
+            return 2
+        if k_min > 2 and dt_s <= k_min * a + b * k_min * (k_min - 1):
+            return k_min
         if b > 0.0:
             k = math.ceil(((b - a) + math.sqrt((a - b) ** 2 + 4.0 * b * dt_s)) / (2.0 * b))
         else:

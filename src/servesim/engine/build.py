@@ -79,7 +79,17 @@ def build_instances(
                 out.prefill.append(inst)
                 out.max_input_tokens = min(out.max_input_tokens, cap)
             elif group.role == "decode":
-                inst = DecodeInstance(index, lat, cap, group.max_batch_seqs, rec, fast)
+                inst = DecodeInstance(
+                    index,
+                    lat,
+                    cap,
+                    group.max_batch_seqs,
+                    rec,
+                    fast,
+                    on_demand=group.decode_kv_policy == "on_demand",
+                    watermark_tokens=int(group.kv_watermark * cap),
+                    kv_local=deployment.mode == "decode_only",
+                )
                 out.decode.append(inst)
                 out.max_total_tokens = min(out.max_total_tokens, cap + 1)
             else:

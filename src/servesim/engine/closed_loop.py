@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from servesim.engine.loop import K_ARRIVAL, PRIO_ARRIVAL, Engine
+from servesim.engine.events import K_ARRIVAL, PRIO_ARRIVAL
+from servesim.engine.loop import Engine
 from servesim.workload.synthetic import ClosedLoopWorkload
 
 
@@ -47,6 +48,6 @@ class ClosedLoopDriver:
         inp, out = next(self._lengths)
         rid = engine.rec.extend([t], [inp], [out])
         if engine.limits_reject(inp, out):
-            engine.reject(rid)
+            engine.reject(rid, t)
         else:
             engine.arrive(rid, t)

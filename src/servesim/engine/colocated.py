@@ -78,7 +78,7 @@ class ColocatedInstance(Instance):
         self.target = -1
         self.num_preempted = 0
 
-    def kv_used(self) -> int:
+    def kv_used(self, now_s: float | None = None) -> int:
         return self.batch.sum_ctx + self.held
 
     def queue_depth(self) -> int:
@@ -132,8 +132,7 @@ class ColocatedInstance(Instance):
             self.target = -1
             return None
         self._make_room()
-        k_max = (self.cap - b.sum_ctx - self.held) // b.n if self.fast else 1
-        k, end_s = b.next_stretch(k_max)
+        k, end_s = b.stretch_within(self.cap - b.sum_ctx - self.held, self.fast)
         self.state = DECODE
         self.target = b.it + k
         return end_s
@@ -167,10 +166,7 @@ class ColocatedInstance(Instance):
 
     def _make_room(self) -> None:
         """Preempt the newest running requests until every one can decode one more token."""
-        b = self.batch
-        while b.n and b.sum_ctx + self.held + b.n > self.cap:
-            rid = b.newest()
-            ctx = b.remove(rid)
+        for rid, ctx in self.batch.preempt_newest(self.cap - self.held):
             self.generated[rid] = ctx - self.inp[rid] + 1
             self.waiting.appendleft(rid)
             self.rec.num_preemptions[rid] += 1

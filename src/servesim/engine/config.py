@@ -17,6 +17,7 @@ from servesim.specs.parallel import ParallelSpec
 
 ROLES = ("prefill", "decode", "colocated")
 POLICIES = ("vllm", "chunked")
+DECODE_KV_POLICIES = ("on_demand", "reserve")
 KV_TRANSFER_MODES = ("after_prefill", "layerwise")
 # Role sets a deployment may have, in group order.
 SHAPES = (("colocated",), ("prefill", "decode"), ("prefill",), ("decode",))
@@ -44,6 +45,12 @@ class InstanceGroup:
         chunk_tokens: token budget of one chunked-prefill iteration (decodes included).
         kv_capacity_tokens: KV cache per instance in tokens; None = from the memory plan
             (GPU memory minus weights and activations, whole blocks).
+        decode_kv_policy: decode only: 'on_demand' (vLLM-style: admit a request when its
+            current context fits, grow by a token per iteration, preempt the newest by
+            recompute on overflow) or 'reserve' (reserve the final context, input + output - 1
+            tokens, at admission: never preempts, but needs the output length).
+        kv_watermark: decode 'on_demand' only: share of the KV cache an admission must leave
+            free (vLLM's watermark), in [0, 0.5).
     """
 
     role: str
@@ -54,6 +61,8 @@ class InstanceGroup:
     max_prefill_tokens: int | None = None
     chunk_tokens: int = 512
     kv_capacity_tokens: int | None = None
+    decode_kv_policy: str = "on_demand"
+    kv_watermark: float = 0.01
 
     def __post_init__(self) -> None:
         require(self.role in ROLES, "role", self.role, f"one of {', '.join(ROLES)}")
@@ -73,6 +82,15 @@ class InstanceGroup:
         _check_count(f"{self.role}.chunk_tokens", self.chunk_tokens)
         if self.kv_capacity_tokens is not None:
             _check_count(f"{self.role}.kv_capacity_tokens", self.kv_capacity_tokens)
+        require(
+            self.decode_kv_policy in DECODE_KV_POLICIES,
+            f"{self.role}.decode_kv_policy",
+            self.decode_kv_policy,
+            f"one of {', '.join(DECODE_KV_POLICIES)}",
+        )
+        w = self.kv_watermark
+        ok = isinstance(w, int | float) and not isinstance(w, bool) and 0.0 <= w < 0.5
+        require(ok, f"{self.role}.kv_watermark", w, "a number in [0, 0.5)")
 
     @property
     def num_gpus(self) -> int:

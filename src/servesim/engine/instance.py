@@ -85,8 +85,8 @@ class Instance:
             )
         return dt
 
-    def kv_used(self) -> int:
-        """KV tokens allocated now."""
+    def kv_used(self, now_s: float | None = None) -> int:
+        """KV tokens allocated (at `now_s`, for instances that free KV lazily)."""
         raise NotImplementedError
 
     def queue_depth(self) -> int:

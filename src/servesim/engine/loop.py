@@ -7,7 +7,8 @@ the heap: they stream from the workload's chunks and are merged with the heap's 
 
 An instance has at most one live boundary event; rescheduling bumps its version and the old
 entry is skipped when popped. Transfers are versioned the same way, so a network model may move
-a transfer's finish time.
+a transfer's finish time. The disaggregated handoff (routing to decode instances, KV
+transfers) lives in disagg.py.
 """
 
 from __future__ import annotations
@@ -21,21 +22,24 @@ import numpy as np
 from servesim.engine.build import Instances
 from servesim.engine.colocated import ColocatedInstance
 from servesim.engine.decode import DecodeInstance
+from servesim.engine.disagg import Handoff
+from servesim.engine.events import (
+    K_COLOCATED,
+    K_DECODE,
+    K_PREFILL_END,
+    K_SLOT,
+    PRIO_BOUNDARY,
+    PRIO_SLOT,
+    Event,
+)
 from servesim.engine.instance import Instance
 from servesim.engine.prefill import PrefillInstance
 from servesim.engine.records import RecordBuffer, Timeline
 from servesim.engine.transport import DirectTransport, Transport
 from servesim.workload.base import RequestChunk
 
-# Priorities of same-time events (lower first).
-PRIO_BOUNDARY, PRIO_SLOT, PRIO_TRANSFER, PRIO_ARRIVAL = 0, 1, 2, 3
-# Event kinds.
-K_DECODE, K_COLOCATED, K_PREFILL_END, K_SLOT, K_TRANSFER, K_ARRIVAL, K_KV_READY = range(7)
 
-Event = tuple[float, int, int, int, object, object]
-
-
-class Engine:
+class Engine(Handoff):
     """Runs one simulation over a set of instances."""
 
     def __init__(
@@ -65,6 +69,7 @@ class Engine:
         self.cloads = [0] * len(instances.colocated)  # outstanding, per colocated instance
         self._tid_rid: dict[int, int] = {}
         self._tid_ver: dict[int, int] = {}
+        self._links: dict[tuple[int, int], tuple[float, float]] = {}  # (bytes/s, latency s)
         # Closed-loop hook: called with (request id, time) when a request finishes or is rejected.
         self.on_finish: Callable[[int, float], None] | None = None
         self.handlers = (
@@ -74,7 +79,7 @@ class Engine:
             self._on_slot,
             self._on_transfer,
             self._on_arrival_event,
-            self._on_kv_ready,
+            self._on_wake,
         )
         # The default transport never moves a transfer: skip its ids and versions.
         self._direct = transport if isinstance(transport, DirectTransport) else None
@@ -87,6 +92,9 @@ class Engine:
             "prefill_only": self._arrive_prefill,
             "decode_only": self._arrive_decode,
         }[mode]
+        if self._direct is not None:  # transfer ends are known at their start
+            for d in instances.decode:
+                d.predicts = True
         # Position of each instance within its role's list (global index -> local index).
         self._local_index = [0] * len(instances.all)
         for group in (instances.prefill, instances.decode, instances.colocated):
@@ -107,14 +115,19 @@ class Engine:
         heap, handlers, arrive = self.heap, self.handlers, self.arrive
         for chunk in chunks:
             first, times, rejected = self._admit_chunk(chunk)
+            if not any(rejected):  # the common case: a tighter loop
+                for rid, t in enumerate(times, first):
+                    while heap and heap[0][0] <= t:
+                        ev = heappop(heap)
+                        handlers[ev[3]](ev)
+                    arrive(rid, t)
+                continue
             for j, t in enumerate(times):
                 while heap and heap[0][0] <= t:
                     ev = heappop(heap)
-                    self.now = ev[0]
                     handlers[ev[3]](ev)
-                self.now = t
                 if rejected[j]:
-                    self.reject(first + j)
+                    self.reject(first + j, t)
                 else:
                     arrive(first + j, t)
         self.drain()
@@ -124,8 +137,8 @@ class Engine:
         heap, handlers = self.heap, self.handlers
         while heap:
             ev = heappop(heap)
-            self.now = ev[0]
             handlers[ev[3]](ev)
+            self.now = ev[0]
 
     def _admit_chunk(self, chunk: RequestChunk) -> tuple[int, list[float], list[bool]]:
         inp, out = chunk.input_tokens, chunk.output_tokens
@@ -140,11 +153,11 @@ class Engine:
             or input_tokens + output_tokens > self.inst.max_total_tokens
         )
 
-    def reject(self, rid: int) -> None:
+    def reject(self, rid: int, t: float) -> None:
         self.rec.rejected[rid] = 1
         self.num_rejected += 1
         if self.on_finish is not None:
-            self.on_finish(rid, self.now)
+            self.on_finish(rid, t)
 
     def _done(self, rid: int, t: float) -> None:
         self.rec.finish_s[rid] = t
@@ -162,10 +175,10 @@ class Engine:
                 self.on_finish(rid, finish[rid])
         done.clear()
 
-    def _sample(self, inst: Instance) -> None:
+    def _sample(self, inst: Instance, t: float) -> None:
         tl = self.timeline
         if tl is not None:
-            tl.queue_samples.append((self.now, inst.index, inst.queue_depth(), inst.kv_used()))
+            tl.queue_samples.append((t, inst.index, inst.queue_depth(), inst.kv_used(t)))
 
     # ---- colocated ----------------------------------------------------------------------------
     def _arrive_colocated(self, rid: int, t: float) -> None:
@@ -199,7 +212,7 @@ class Engine:
         if self.check:
             inst.check()
         if self.timeline is not None:
-            self._sample(inst)
+            self._sample(inst, ev[0])
 
     # ---- prefill ------------------------------------------------------------------------------
     def _arrive_prefill(self, rid: int, t: float) -> None:
@@ -215,6 +228,9 @@ class Engine:
     def _try_prefill(self, inst: PrefillInstance, now: float) -> None:
         started = inst.try_start(now)
         if started is None:
+            rel = inst.releases
+            if inst.blocked_kv and rel and rel[0][0] < inst.wake_s:
+                self._wake_at(inst, rel[0][0])
             return
         end, slot, batch = started
         seq = self._seq
@@ -224,7 +240,7 @@ class Engine:
         if self.check:
             inst.check()
         if self.timeline is not None:
-            self._sample(inst)
+            self._sample(inst, now)
 
     def _on_slot(self, ev: Event) -> None:
         self._try_prefill(ev[4], ev[0])  # type: ignore[arg-type]
@@ -245,104 +261,12 @@ class Engine:
         if inst.queue:
             self._try_prefill(inst, t)
 
-    # ---- disaggregated: routing and KV transfer -----------------------------------------------
-    def _route_decode(self, batch: list[int], t: float) -> None:
-        """Send a prefilled batch to the least-loaded decode instances; start what fits."""
-        loads, decode, rec = self.dloads, self.inst.decode, self.rec
-        out, dec_inst = rec.output_tokens, rec.decode_instance
-        single = self._one_decode
-        touched: list[DecodeInstance] = []
-        for rid in batch:
-            if out[rid] <= 1:  # the prefill made the only token: nothing to decode
-                src = self.inst.prefill[self._local_index[rec.prefill_instance[rid]]]
-                rec.first_token_s[rid] = t
-                src.release(rec.input_tokens[rid])
-                self._done(rid, t)
-                continue
-            j = 0 if single else loads.index(min(loads))
-            loads[j] += 1
-            d = decode[j]
-            dec_inst[rid] = d.index
-            d.pending.append(rid)
-            if d not in touched:
-                touched.append(d)
-        for d in touched:
-            for a in d.admit():
-                self._start_transfer(a, d, t)
-
-    def _start_transfer(self, rid: int, d: DecodeInstance, t: float) -> None:
-        rec = self.rec
-        rec.kv_start_s[rid] = t
-        src = rec.prefill_instance[rid]
-        num_bytes = rec.input_tokens[rid] * self.kv_bytes_per_token
-        if self._direct is not None:
-            bytes_per_s, latency_s = self._direct.link(src, d.index)
-            end = t + latency_s + num_bytes / bytes_per_s
-            heappush(self.heap, (end, PRIO_TRANSFER, next(self._seq), K_KV_READY, rid, None))
-            return
-        assert self.transport is not None
-        moved = self.transport.start(t, rid, src, d.index, num_bytes)
-        tid_rid = self._tid_rid
-        for tid, _ in moved:
-            if tid not in tid_rid:
-                tid_rid[tid] = rid
-        self._push_transfers(moved)
-
-    def _push_transfers(self, moved: list[tuple[int, float]]) -> None:
-        vers, heap, seq = self._tid_ver, self.heap, self._seq
-        for tid, finish in moved:
-            v = next(seq)
-            vers[tid] = v
-            heappush(heap, (finish, PRIO_TRANSFER, v, K_TRANSFER, tid, v))
-
-    def _on_transfer(self, ev: Event) -> None:
-        tid: int = ev[4]  # type: ignore[assignment]
-        if self._tid_ver.get(tid) != ev[5]:
-            return
-        t = ev[0]
-        del self._tid_ver[tid]
-        assert self.transport is not None
-        self._push_transfers(self.transport.complete(t, tid))
-        if tid in self._tid_ver:  # re-armed by the transport: only a part (a shard flow) ended
-            return
-        self._kv_arrived(self._tid_rid.pop(tid), t)
-
-    def _on_kv_ready(self, ev: Event) -> None:
-        self._kv_arrived(ev[4], ev[0])  # type: ignore[arg-type]
-
-    def _kv_arrived(self, rid: int, t: float) -> None:
-        """The KV cache is on the decode instance: first token out, prefill KV freed, join."""
-        rec, local = self.rec, self._local_index
-        rec.kv_end_s[rid] = t
-        rec.first_token_s[rid] = t
-        src = self.inst.prefill[local[rec.prefill_instance[rid]]]
-        d = self.inst.decode[local[rec.decode_instance[rid]]]
-        if self.timeline is not None:
-            self.timeline.transfers.append((rid, src.index, d.index, rec.kv_start_s[rid], t))
-        src.kv -= rec.input_tokens[rid]
-        if src.queue:
-            self._try_prefill(src, t)
-        t2 = d.join(rid, t)
-        if t2 is not None:
-            d.version += 1
-            heappush(self.heap, (t2, PRIO_BOUNDARY, next(self._seq), K_DECODE, d, d.version))
-        if self.check:
-            d.check()
-            src.check()
-
     # ---- decode -------------------------------------------------------------------------------
-    def _schedule_decode(self, d: DecodeInstance) -> None:
-        t2 = d.schedule()
-        if t2 is not None:
-            d.version += 1
-            heappush(self.heap, (t2, PRIO_BOUNDARY, next(self._seq), K_DECODE, d, d.version))
-        if self.check:
-            d.check()
-
     def _arrive_decode(self, rid: int, t: float) -> None:
+        """Decode-only: the request arrives with its KV ready (first token at admission)."""
         rec = self.rec
-        rec.first_token_s[rid] = t
         if rec.output_tokens[rid] <= 1:
+            rec.first_token_s[rid] = t
             self._done(rid, t)
             return
         loads = self.dloads
@@ -350,33 +274,31 @@ class Engine:
         loads[j] += 1
         d = self.inst.decode[j]
         rec.decode_instance[rid] = d.index
-        d.pending.append(rid)
-        for a in d.admit():
-            t2 = d.join(a, t)
-            if t2 is not None:
-                d.version += 1
-                heappush(self.heap, (t2, PRIO_BOUNDARY, next(self._seq), K_DECODE, d, d.version))
-        if self.check:
-            d.check()
+        self._decode_changed(d, d.route([rid], t))
 
     def _on_decode(self, ev: Event) -> None:
         d: DecodeInstance = ev[4]  # type: ignore[assignment]
         if d.version != ev[5]:
             return
         t = ev[0]
-        d.on_boundary(t)
+        t2 = d.on_event(t)
         if d.finished:
             self._drain_finished(d, self.dloads)
-        if d.pending:
-            admitted = d.admit()
-            if self.mode == "disagg":
-                for a in admitted:
-                    self._start_transfer(a, d, t)
-            else:
-                d.joining.extend(admitted)  # at this boundary: `schedule` adds them
-        self._schedule_decode(d)
+        # `_decode_changed`, inlined: once per decode event.
+        if d.admitted:
+            start = d.admit_s
+            for a in d.admitted:
+                t3 = self._start_transfer(a, d, start)
+                if t3 is not None:
+                    t2 = t3
+            d.admitted.clear()
+        if t2 is not None:
+            d.version += 1
+            heappush(self.heap, (t2, PRIO_BOUNDARY, next(self._seq), K_DECODE, d, d.version))
+        if self.check:
+            d.check()
         if self.timeline is not None:
-            self._sample(d)
+            self._sample(d, t)
 
     # ---- closed loop --------------------------------------------------------------------------
     def _on_arrival_event(self, ev: Event) -> None:

@@ -10,26 +10,52 @@ next batch only after `prefill_stage_s` (the busiest stage's time), which bounds
 
 from __future__ import annotations
 
+import math
 from collections import deque
+from heapq import heappop
 
 from servesim.engine.instance import Instance
 from servesim.engine.records import RecordBuffer
 from servesim.latency.base import LatencyModel
 
+DOUBLING_GAIN = 0.15
 
-def saturating_prefill_tokens(latency: LatencyModel, max_tokens: int, share: float = 0.95) -> int:
-    """L_m: the shortest prompt length (multiple of 16) whose prefill throughput reaches `share`
-    of the best throughput over lengths up to `max_tokens`."""
-    lengths = list(range(16, max(16, max_tokens) + 1, 16))
-    rates = [t / latency.prefill_s(1, t, t * t) for t in lengths]
-    best = max(rates)
-    return next(t for t, r in zip(lengths, rates, strict=True) if r >= share * best)
+
+def saturating_prefill_tokens(
+    latency: LatencyModel, max_tokens: int, gain: float = DOUBLING_GAIN
+) -> int:
+    """L_m: the shortest prompt length (a multiple of 16, at most `max_tokens`) from which
+    doubling the tokens of a prefill batch raises its throughput (tokens/s) by less than `gain`;
+    `max_tokens` when no shorter length qualifies.
+
+    Past L_m a batch twice as long (twice the TTFT of its requests) buys little throughput: the
+    GPU is saturated. A ratio between two points of the curve does not depend on how far the
+    curve is scanned or where its maximum lies, so a flat top does not move the result (a rule
+    like "95% of the best throughput" jumps along a flat top). For a linear time a + b*t the rule
+    gives t > 2.83 a/b, where the throughput is about 74% of its asymptote 1/b.
+    """
+    top = max(16, max_tokens)
+    for t in range(16, top + 1, 16):
+        if 2 * latency.prefill_s(1, t, t * t) < (1 + gain) * latency.prefill_s(1, 2 * t, 4 * t * t):
+            return t
+    return top
 
 
 class PrefillInstance(Instance):
     """Prefill-only instance: a FCFS queue, batching up to `max_tokens`, PP micro-pipelining."""
 
-    __slots__ = ("in_flight", "kv", "max_tokens", "pp", "queue", "slot_free_s", "stage_free_s")
+    __slots__ = (
+        "blocked_kv",
+        "in_flight",
+        "kv",
+        "max_tokens",
+        "pp",
+        "queue",
+        "releases",
+        "slot_free_s",
+        "stage_free_s",
+        "wake_s",
+    )
 
     def __init__(
         self,
@@ -47,9 +73,21 @@ class PrefillInstance(Instance):
         self.in_flight = 0  # batches inside the pipeline
         self.slot_free_s = 0.0  # when the first stage can take the next batch
         self.stage_free_s = [0.0] * self.pp  # when each stage finishes its current batch
+        # KV leaving at known times (transfers under way): (time, tokens), freed lazily.
+        self.releases: list[tuple[float, int]] = []
+        self.blocked_kv = False  # the queue head waits for KV to leave
+        self.wake_s = math.inf  # when the engine retries a queue blocked on KV
 
-    def kv_used(self) -> int:
-        return self.kv
+    def kv_used(self, now_s: float | None = None) -> int:
+        if now_s is None:  # counting KV already gone but not yet settled: an upper bound
+            return self.kv
+        return self.kv - sum(tokens for t, tokens in self.releases if t <= now_s)
+
+    def settle(self, now: float) -> None:
+        """Free the KV of transfers that ended by `now`."""
+        rel = self.releases
+        while rel and rel[0][0] <= now:
+            self.kv -= heappop(rel)[1]
 
     def queue_depth(self) -> int:
         return len(self.queue)
@@ -63,11 +101,18 @@ class PrefillInstance(Instance):
         if not queue or self.in_flight >= self.pp or now < self.slot_free_s:
             return None
         inp = self.inp
-        free = self.cap - self.kv
         rid = queue[0]
         tokens = inp[rid]
-        if tokens > free:
-            return None
+        # `kv` still counts transfers that ended since the last settle: settle when it matters
+        # (the KV could limit this batch, or a new peak), which also bounds `releases`.
+        free = self.cap - self.kv
+        if free < tokens or free < self.max_tokens:
+            self.settle(now)
+            free = self.cap - self.kv
+            if tokens > free:
+                self.blocked_kv = True
+                return None
+        self.blocked_kv = False
         queue.popleft()
         batch = [rid]
         sq = tokens * tokens
@@ -84,7 +129,9 @@ class PrefillInstance(Instance):
         stage = dur if self.pp == 1 else self._latency.prefill_stage_s(num, tokens, sq)
         self.kv += tokens
         if self.kv > self.max_kv:
-            self.max_kv = self.kv
+            self.settle(now)
+            if self.kv > self.max_kv:
+                self.max_kv = self.kv
         self.in_flight += 1
         self.slot_free_s = now + stage
         if self.pp > 1:
@@ -93,7 +140,14 @@ class PrefillInstance(Instance):
         for rid in batch:
             starts[rid] = now
         # Busy time counts the first stage's occupancy, so utilization is that of the pipeline.
-        self.account(now, stage, "prefill", num, 1)
+        # (`account`, inlined: once per batch.)
+        self.busy_s += stage
+        self.num_iterations += 1
+        self.batch_integral += num * stage
+        if num > self.max_batch:
+            self.max_batch = num
+        if self.spans is not None:
+            self.spans.append((now, now + stage, "prefill", num, 1))
         return now + dur, now + stage, batch
 
     def _through_stages(self, now: float, dur: float) -> float:
