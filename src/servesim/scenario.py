@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from servesim.engine.config import Deployment, InstanceGroup
 from servesim.errors import InputError
+from servesim.latency.backends import load_backend
 from servesim.specs import ClusterSpec, ModelSpec, get_model, make_cluster
 from servesim.specs.parallel import ParallelSpec
 from servesim.workload import (
@@ -47,9 +48,10 @@ class Scenario(BaseModel):
     precision: Literal["bf16", "fp16", "fp8"] | None = None
     kv_precision: Literal["bf16", "fp16", "fp8"] | None = None
     profile: str | None = None
+    backend: str | None = None
     # deployment
     mode: Literal["colocated", "disagg"] = "colocated"
-    policy: Literal["vllm", "chunked"] = "vllm"
+    policy: Literal["vllm", "chunked"] | None = None
     tp: int = Field(1, ge=1)
     pp: int = Field(1, ge=1)
     instances: int = Field(1, ge=1)
@@ -61,7 +63,8 @@ class Scenario(BaseModel):
     decode_instances: int = Field(1, ge=1)
     max_prefill_tokens: int | None = Field(None, ge=1)
     max_batch: int = Field(256, ge=1)
-    chunk_tokens: int = Field(512, ge=1)
+    chunk_tokens: int | None = Field(None, ge=1)
+    decode_kv_policy: Literal["on_demand", "reserve"] = "on_demand"
     kv_transfer: Literal["after_prefill", "layerwise"] = "after_prefill"
     affinity: Literal["high", "low"] = "high"
     network: bool | None = None
@@ -134,9 +137,13 @@ def make_scenario(file: str | Path | None = None, **flags: Any) -> Scenario:
 
 # ---- builders ---------------------------------------------------------------------------------
 def build_model(s: Scenario) -> ModelSpec:
+    """The model at the scenario's precisions; a backend decides the KV precision if not given."""
     model = get_model(s.model)
-    if s.precision or s.kv_precision:
-        model = model.with_precision(s.precision, s.kv_precision)
+    kv: str | None = s.kv_precision
+    if kv is None and s.backend is not None:
+        kv = load_backend(s.backend).kv_precision(s.precision or model.dtype)
+    if s.precision or kv:
+        model = model.with_precision(s.precision, kv)
     return model
 
 
@@ -162,7 +169,12 @@ def build_deployment(s: Scenario) -> Deployment:
             _group(s, "decode", s.decode_tp, s.decode_pp, s.decode_instances),
         )
     return Deployment(
-        build_model(s), build_cluster(s), groups, profile=s.profile, kv_transfer=s.kv_transfer
+        build_model(s),
+        build_cluster(s),
+        groups,
+        profile=s.profile,
+        kv_transfer=s.kv_transfer,
+        backend=s.backend,
     )
 
 
@@ -182,14 +194,17 @@ def build_transport(s: Scenario, deployment: Deployment) -> Any:
 
 
 def _group(s: Scenario, role: str, tp: int, pp: int, num_instances: int) -> InstanceGroup:
+    """One instance group; scheduling defaults come from the backend profile when one is named."""
+    backend = load_backend(s.backend) if s.backend is not None else None
     return InstanceGroup(
         role,
         ParallelSpec(tp, pp),
         num_instances,
-        policy=s.policy,
+        policy=s.policy or (backend.policy if backend else "vllm"),
         max_batch_seqs=s.max_batch,
         max_prefill_tokens=s.max_prefill_tokens,
-        chunk_tokens=s.chunk_tokens,
+        chunk_tokens=s.chunk_tokens or (backend.chunk_tokens if backend else 512),
+        decode_kv_policy=s.decode_kv_policy,
     )
 
 

@@ -97,3 +97,18 @@ def test_model_that_does_not_fit_names_memory(capsys: pytest.CaptureFixture[str]
     assert run_app(["simulate", "--model", "opt-66b", "--rate", "1", "--requests", "10"]) == 2
     err = capsys.readouterr().err
     assert "GiB" in err and "use more GPUs" in err
+
+
+def test_backend_profile_changes_the_latency(capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--isl", "512", "--osl", "64"]
+    plain = run_json(capsys, *base)
+    vllm = run_json(capsys, *base, "--backend", "vllm")
+    assert vllm["tpot_s"]["mean"] != pytest.approx(plain["tpot_s"]["mean"], rel=0.01)
+    assert run_app([*SMALL, "--backend", "nope"]) == 2
+    assert "backend" in capsys.readouterr().err
+
+
+def test_decode_kv_policy_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_json(capsys, "--mode", "disagg", "--decode-kv-policy", "reserve")
+    assert out["requests"]["finished"] == 200
+    assert run_app([*SMALL, "--decode-kv-policy", "sometimes"]) == 2

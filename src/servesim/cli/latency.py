@@ -39,6 +39,9 @@ def latency(
     ),
     gpus_per_node: int = typer.Option(8, help="GPUs per node (TP must fit in one node)."),
     profile: str | None = typer.Option(None, help="Fitted profile: a shipped name or a JSON file."),
+    backend: str | None = typer.Option(
+        None, help="Serving-engine profile: vllm, sglang, trtllm (or a JSON file)."
+    ),
     roofline: bool = typer.Option(False, "--roofline", help="Use the roofline from specs alone."),
     precision: str | None = typer.Option(None, help="Weight precision: bf16, fp16 or fp8."),
     kv_precision: str | None = typer.Option(None, help="KV-cache precision: bf16, fp16 or fp8."),
@@ -52,7 +55,7 @@ def latency(
     length, count = parse_batch(batch)
     check_parallel(spec, parallel, cluster, max_request_tokens=length)
     lat = build_latency_model(
-        spec, cluster, parallel, profile=profile, roofline=roofline, precision=precision or "bf16"
+        spec, cluster, parallel, profile=profile, roofline=roofline, backend=backend
     )
     prefill = lat.prefill_breakdown(count, length * count, length * length * count)
     decode = lat.decode_breakdown(count, length * count)

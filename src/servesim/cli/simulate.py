@@ -74,14 +74,16 @@ def simulate(
     decode_pp: int | None = Opt(None, help="Disagg: decode PP."),
     decode_instances: int | None = Opt(None, help="Disagg: decode instances."),
     affinity: str | None = Opt(
-        None, help="Disagg placement: high (any node) or low (prefill and decode stage s "
-        "share a node) [default: high]."
+        None,
+        help="Disagg placement: high (any node) or low (prefill and decode stage s "
+        "share a node) [default: high].",
     ),
     kv_transfer: str | None = Opt(
         None, help="Disagg KV move: after_prefill or layerwise [default: after_prefill]."
     ),
     network: bool | None = Opt(
-        None, "--network/--no-network",
+        None,
+        "--network/--no-network",
         help="Flow model of the links (max-min sharing) and the network report "
         "[default: on for disagg, off for colocated].",
     ),
@@ -107,6 +109,12 @@ def simulate(
     ),
     max_batch: int | None = Opt(None, help="Max running sequences per instance [default: 256]."),
     profile: str | None = Opt(None, help="Latency profile name or JSON file."),
+    backend: str | None = Opt(
+        None, help="Serving-engine profile: vllm, sglang, trtllm (or a JSON file)."
+    ),
+    decode_kv_policy: str | None = Opt(
+        None, help="Decode KV: on_demand (grow, preempt by recompute) or reserve [on_demand]."
+    ),
     seed: int | None = Opt(None, help="Random seed [default: 0]."),
     exact: bool = Opt(False, "--exact", help="Step every decode iteration (reference engine)."),
     records: Path | None = Opt(
@@ -135,7 +143,11 @@ def simulate(
     deployment = build_deployment(s)
     transport = build_transport(s, deployment)
     result = run(
-        deployment, build_workload(s), seed=s.seed, exact=exact, timeline=want_timeline,
+        deployment,
+        build_workload(s),
+        seed=s.seed,
+        exact=exact,
+        timeline=want_timeline,
         transport=transport,
     )
     summary = summarize(result, s.ttft_slo, s.tpot_slo)
@@ -169,7 +181,9 @@ def write_outputs(result: Any, summary: dict[str, Any], out: Path) -> None:
 
 def print_summary(s: Scenario, summary: dict[str, Any]) -> None:
     console = Console()
-    title = f"{s.model} on {s.gpu}, {s.mode}" + (f" ({s.policy})" if s.mode == "colocated" else "")
+    title = f"{s.model} on {s.gpu}, {s.mode}" + (
+        f" ({s.policy or 'vllm'})" if s.mode == "colocated" else ""
+    )
     table = Table(title=title)
     for col in ("metric", "mean", "p50", "p90", "p99"):
         table.add_column(col, justify="left" if col == "metric" else "right")

@@ -49,7 +49,11 @@ def _latency(deployment: Deployment, group: InstanceGroup, given: dict | None) -
     if given is not None and group.role in given:
         return given[group.role]
     return build_latency_model(
-        deployment.model, deployment.cluster, group.parallel, deployment.profile
+        deployment.model,
+        deployment.cluster,
+        group.parallel,
+        deployment.profile,
+        backend=deployment.backend,
     )
 
 

@@ -106,6 +106,8 @@ class Deployment:
         cluster: nodes, GPUs and links.
         groups: ('colocated',), ('prefill', 'decode'), ('prefill',) or ('decode',) roles.
         profile: latency profile name or path, passed to `build_latency_model`.
+        backend: serving-engine profile ('vllm', 'sglang', 'trtllm' or a JSON file) whose
+            fitted overheads and kernel efficiencies adjust the latency model.
         kv_transfer: 'after_prefill' or 'layerwise' (the network model uses it).
         block_tokens: KV-cache block size in tokens (capacity is whole blocks).
     """
@@ -116,6 +118,7 @@ class Deployment:
     profile: str | None = None
     kv_transfer: str = "after_prefill"
     block_tokens: int = 16
+    backend: str | None = None
 
     def __post_init__(self) -> None:
         roles = tuple(g.role for g in self.groups) if isinstance(self.groups, tuple) else None

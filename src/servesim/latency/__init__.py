@@ -8,6 +8,8 @@ for a 'distserve' profile.
 
 from __future__ import annotations
 
+from servesim.errors import InputError
+from servesim.latency.backends import load_backend
 from servesim.latency.base import Breakdown, LatencyModel, prefill_attn_pairs
 from servesim.latency.distserve import DistServeModel, build_distserve
 from servesim.latency.profiles import Profile, load_profile, resolve_efficiency, resolve_profile
@@ -38,17 +40,24 @@ def build_latency_model(
     profile: str | None = None,
     roofline: bool = False,
     precision: str | None = None,
+    backend: str | None = None,
 ) -> LatencyModel:
     """The latency model of a TP x PP instance of `model` on `cluster`.
 
     `profile` names a shipped profile or a JSON file (default: the GPU's shipped profile);
     `roofline=True` ignores profiles and uses the datasheet roofline. `precision` is the GEMM
-    precision ('bf16' or 'fp8'); by default that of the model's weights.
+    precision ('bf16' or 'fp8'); by default that of the model's weights. `backend` names a
+    serving-engine profile (latency/backends.py) whose fitted overheads and kernel efficiencies
+    are applied on top of the profile.
     """
     if precision is None:
         precision = "fp8" if model.dtype == "fp8" else "bf16"
     loaded = None if roofline else resolve_profile(profile, cluster.gpu.name)
     if loaded is not None and loaded.kind == "distserve":
+        if backend is not None:
+            raise InputError("backend", backend, "not combinable with a DistServe-form profile")
         return build_distserve(model, parallel, loaded)
     efficiency = loaded.efficiency() if loaded is not None else None
+    if backend is not None:
+        efficiency = load_backend(backend).apply(efficiency or Efficiency())
     return build_roofline(model, cluster, parallel, efficiency, precision)
