@@ -19,6 +19,11 @@ class InputError(ValueError):
         self.allowed = allowed
         super().__init__(f"{field}={value!r} is invalid: {allowed}")
 
+    def __reduce__(self) -> tuple[type[InputError], tuple[str, object, str]]:
+        # Rebuilt as a plain InputError with the same message, so that errors raised in worker
+        # processes (search, validate) reach the CLI as the usual one-line message.
+        return (InputError, (self.field, self.value, self.allowed))
+
 
 class UnknownNameError(InputError):
     """A name (model, GPU, workload, ...) not in a catalog; lists the closest known names."""
