@@ -104,3 +104,24 @@ def test_single_flow_time_is_latency_plus_bytes_over_bandwidth(
         times.append(net.complete(net.finish_time(flow), flow).transfer_time_s)
     assert times[0] == pytest.approx(latency_s + num_bytes / cap, rel=1e-9, abs=1e-9)
     assert times[1] <= times[0] * (1 + 1e-12)
+
+
+@settings(max_examples=80, deadline=None)
+@given(caps=capacities, flow_paths=st.lists(paths, min_size=1, max_size=10),
+       data=st.data())
+def test_a_weight_k_flow_equals_k_copies_of_it(
+    caps: list[float], flow_paths: list[tuple[int, ...]], data: st.DataObject
+) -> None:
+    """Merging k alike flows into one of weight k (what the transport does with a transfer's
+    shards on one path) leaves every rate as it was: the merged flow gets k copies' worth."""
+    weights = data.draw(st.lists(st.integers(1, 4), min_size=len(flow_paths),
+                                 max_size=len(flow_paths)))
+    merged, _ = max_min_rates(flow_paths, caps, weights)
+    copies = [path for path, k in zip(flow_paths, weights, strict=True) for _ in range(k)]
+    separate, _ = max_min_rates(copies, caps)
+    expected, index = [], 0
+    for k in weights:
+        assert separate[index:index + k] == pytest.approx([separate[index]] * k, rel=1e-9)
+        expected.append(sum(separate[index:index + k]))
+        index += k
+    assert merged == pytest.approx(expected, rel=1e-9)

@@ -172,3 +172,17 @@ def test_change_touches_only_its_connected_component() -> None:
     b = net.start(0.5, (1,), 1.0)  # shares link 1 with a, nothing with far
     assert {u.flow_id for u in net.pop_updates()} == {a, b}
     assert net.is_current(far, 1)
+
+
+def test_weights_are_checked_and_finish_many_matches_complete_many() -> None:
+
+    net = FlowNetwork([4.0, 4.0])
+    with pytest.raises(InputError, match="weights"):
+        net.start_many(0.0, [((0,), 1.0, None)], weights=[0])
+    with pytest.raises(InputError, match="weights"):
+        net.start_many(0.0, [((0,), 1.0, None)], weights=[1, 1])
+    a, b = net.start_many(0.0, [((0, 1), 6.0, None), ((0,), 2.0, None)], weights=[3, 1])
+    assert net.rate(a) == pytest.approx(3.0) and net.rate(b) == pytest.approx(1.0)
+    assert net.pop_updated_ids() == {a, b} and net.pop_updated_ids() == set()
+    net.finish_many(2.0, [a, b])
+    assert net.num_active == 0 and net.link_bytes() == pytest.approx([8.0, 6.0])

@@ -50,3 +50,16 @@ def test_empty_path_is_unlimited() -> None:
     rates, bottlenecks = max_min_rates([(), (0,)], [2.0])
     assert math.isinf(rates[0]) and rates[1] == 2.0
     assert bottlenecks == [NO_LINK, 0]
+
+
+def test_a_weighted_flow_takes_that_many_shares() -> None:
+    # L0 = 6 shared by f0 (weight 2) and f1: f0 gets 4, f1 gets 2, as three equal flows would.
+    rates, bottlenecks = max_min_rates([(0,), (0, 1)], [6.0, 10.0], [2, 1])
+    assert rates == pytest.approx([4.0, 2.0])
+    assert bottlenecks == [0, 0]
+
+
+def test_flows_on_one_path_take_the_tightest_link_lowest_index_on_ties() -> None:
+    rates, bottlenecks = max_min_rates([(2, 0, 1)] * 2, [4.0, 6.0, 4.0], [1, 3])
+    assert rates == pytest.approx([1.0, 3.0])
+    assert bottlenecks == [0, 0]

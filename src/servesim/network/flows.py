@@ -58,7 +58,8 @@ class FlowRecord:
 
 class _Flow:
     __slots__ = ("active_from_s", "bottleneck", "bytes_by_bottleneck", "finish_s", "num_bytes",
-                 "path", "rate", "remaining_bytes", "start_s", "tag", "updated_s", "version")
+                 "path", "rate", "remaining_bytes", "start_s", "tag", "updated_s", "version",
+                 "weight")
 
     def __init__(self, path: Path, num_bytes: float, tag: object, now_s: float,
                  latency_s: float) -> None:
@@ -74,6 +75,7 @@ class _Flow:
         self.bytes_by_bottleneck: dict[int, float] = {}
         self.version = 0
         self.finish_s = math.inf
+        self.weight = 1
 
 
 class FlowNetwork:
@@ -100,8 +102,8 @@ class FlowNetwork:
         self._on_link: list[set[int]] = [set() for _ in range(num_links)]
         self._next_id = 0
         self._now_s = 0.0
-        self._updates: dict[int, FlowUpdate] = {}
-        self._heap: list[tuple[float, int, int]] = []
+        self._updates: set[int] = set()  # flows whose finish time moved since the last pop
+        self._heap: list[tuple[float, int, int]] | None = None  # built by next_completion
         self._link_bytes = [0.0] * num_links
         self._link_rate = [0.0] * num_links
         self._series: list[list[tuple[float, float]]] = [[(0.0, 0.0)] for _ in range(num_links)]
@@ -132,22 +134,33 @@ class FlowNetwork:
         now_s: float,
         flows: Iterable[tuple[Path, float, object]],
         latencies_s: Sequence[float] | None = None,
+        weights: Sequence[int] | None = None,
     ) -> list[int]:
         """Start several flows at `now_s` with one recompute; their ids, in order.
 
         `latencies_s`, one per flow, replaces the latency of the flow's path (e.g. 0 for a flow
-        that was already moving outside the network and is handed over).
+        that was already moving outside the network and is handed over). `weights`, one per
+        flow (default 1), lets a flow stand for that many equal flows along its path: it gets
+        that many fair shares (see `max_min_rates`), so k alike flows can be run as one.
         """
         self._check_clock(now_s)
         new_flows = [self._new_flow(now_s, tuple(path), num_bytes, tag)
                      for path, num_bytes, tag in flows]  # all checked before any is added
-        if latencies_s is not None:
-            require(len(latencies_s) == len(new_flows), "latencies_s", len(latencies_s),
-                    f"one per flow ({len(new_flows)})")
+        if latencies_s is not None:  # hot path: messages are formatted only on failure
+            if len(latencies_s) != len(new_flows):
+                raise InputError("latencies_s", len(latencies_s),
+                                 f"one per flow ({len(new_flows)})")
             for flow, latency_s in zip(new_flows, latencies_s, strict=True):
-                require(math.isfinite(latency_s) and latency_s >= 0, "latencies_s", latency_s,
-                        "finite numbers >= 0")
+                if not (math.isfinite(latency_s) and latency_s >= 0):
+                    raise InputError("latencies_s", latency_s, "finite numbers >= 0")
                 flow.active_from_s = now_s + latency_s
+        if weights is not None:
+            if len(weights) != len(new_flows):
+                raise InputError("weights", len(weights), f"one per flow ({len(new_flows)})")
+            for flow, weight in zip(new_flows, weights, strict=True):
+                if not (isinstance(weight, int) and weight >= 1):
+                    raise InputError("weights", weight, "integers >= 1")
+                flow.weight = weight
         self._now_s = now_s
         ids = list(range(self._next_id, self._next_id + len(new_flows)))
         self._next_id += len(new_flows)
@@ -168,20 +181,29 @@ class FlowNetwork:
 
     def complete_many(self, now_s: float, flow_ids: Sequence[int]) -> list[FlowRecord]:
         """Remove several flows that all finish at `now_s`, with one recompute; their records."""
+        flows = self._remove(now_s, flow_ids)
+        return [self._record(fid, flow, now_s) for fid, flow in zip(flow_ids, flows, strict=True)]
+
+    def finish_many(self, now_s: float, flow_ids: Sequence[int]) -> None:
+        """`complete_many` for callers that need no records (the engine's transport)."""
+        self._remove(now_s, flow_ids)
+
+    def _remove(self, now_s: float, flow_ids: Sequence[int]) -> list[_Flow]:
         self._check_clock(now_s)
         flows = [self._finishing(now_s, flow_id) for flow_id in flow_ids]
         self._now_s = now_s
         seeds: set[int] = set()
+        on_link, link_rate, updates = self._on_link, self._link_rate, self._updates
         for flow_id, flow in zip(flow_ids, flows, strict=True):
             del self._flows[flow_id]
             self._credit(flow, flow.remaining_bytes)
-            self._add_link_rate(flow.path, -flow.rate)
             for link in flow.path:
-                self._on_link[link].discard(flow_id)
-            self._updates.pop(flow_id, None)
+                link_rate[link] -= flow.rate
+                on_link[link].discard(flow_id)
+            updates.discard(flow_id)
             seeds.update(flow.path)
         self._recompute(now_s, seeds)
-        return [self._record(fid, flow, now_s) for fid, flow in zip(flow_ids, flows, strict=True)]
+        return flows
 
     def _finishing(self, now_s: float, flow_id: int) -> _Flow:
         flow = self._flows.get(flow_id)
@@ -202,9 +224,18 @@ class FlowNetwork:
 
     def pop_updates(self) -> list[FlowUpdate]:
         """Flows whose finish time moved since the last call, one entry each, by flow id."""
-        updates = [self._updates[fid] for fid in sorted(self._updates)]
+        flows = self._flows
+        updates = [FlowUpdate(fid, flows[fid].version, flows[fid].finish_s)
+                   for fid in sorted(self._updates)]
         self._updates.clear()
         return updates
+
+    def pop_updated_ids(self) -> set[int]:
+        """Ids of the flows whose finish time moved since the last call (`pop_updates` without
+        building the entries; either call clears them)."""
+        updated = self._updates
+        self._updates = set()
+        return updated
 
     def is_current(self, flow_id: int, version: int) -> bool:
         """Whether a heap entry (flow_id, version) is still valid."""
@@ -213,11 +244,15 @@ class FlowNetwork:
 
     def next_completion(self) -> tuple[float, int] | None:
         """(finish_s, flow_id) of the active flow that finishes first; None when there is none."""
-        while self._heap:
-            finish_s, flow_id, version = self._heap[0]
+        if self._heap is None:  # kept only once a caller asks (the engine owns its own heap)
+            self._heap = [(f.finish_s, fid, f.version) for fid, f in self._flows.items()]
+            heapq.heapify(self._heap)
+        heap = self._heap
+        while heap:
+            finish_s, flow_id, version = heap[0]
             if self.is_current(flow_id, version):
                 return finish_s, flow_id
-            heapq.heappop(self._heap)
+            heapq.heappop(heap)
         return None
 
     # ----------------------------------------------------------------- queries
@@ -277,12 +312,17 @@ class FlowNetwork:
             raise InputError("now_s", now_s, f"a finite time >= the previous call's {self._now_s}")
 
     def _new_flow(self, now_s: float, path: Path, num_bytes: float, tag: object) -> _Flow:
-        require(math.isfinite(num_bytes) and num_bytes >= 0, "num_bytes", num_bytes,
-                "a finite number >= 0")
-        require(len(set(path)) == len(path), "path", path, "distinct link indices")
-        if not all(0 <= link < len(self._capacity) for link in path):
-            raise InputError("path", path, f"link indices in [0, {len(self._capacity)})")
-        latency_s = sum(self._latency[link] for link in path)
+        if not (math.isfinite(num_bytes) and num_bytes >= 0):
+            raise InputError("num_bytes", num_bytes, "a finite number >= 0")
+        if len(set(path)) != len(path):
+            raise InputError("path", path, "distinct link indices")
+        num_links = len(self._capacity)
+        latency = self._latency
+        latency_s = 0.0
+        for link in path:
+            if not 0 <= link < num_links:
+                raise InputError("path", path, f"link indices in [0, {num_links})")
+            latency_s += latency[link]
         return _Flow(path, float(num_bytes), tag, now_s, latency_s)
 
     def _set_background_value(self, link: int, rate: float) -> None:
@@ -299,46 +339,67 @@ class FlowNetwork:
         if not self._incremental:
             links = seeds.union(*(flow.path for flow in self._flows.values()))
             return sorted(fid for fid, flow in self._flows.items() if flow.path), links
-        links, flows, frontier = set(seeds), set(), list(seeds)
+        on_link, all_flows = self._on_link, self._flows
+        links, frontier = set(seeds), list(seeds)
+        flows: set[int] = set()
         while frontier:
-            for fid in self._on_link[frontier.pop()]:
-                if fid not in flows:
-                    flows.add(fid)
-                    new_links = [lk for lk in self._flows[fid].path if lk not in links]
-                    links.update(new_links)
-                    frontier += new_links
+            new_flows = on_link[frontier.pop()] - flows
+            if not new_flows:
+                continue
+            flows |= new_flows
+            for fid in new_flows:
+                for link in all_flows[fid].path:
+                    if link not in links:
+                        links.add(link)
+                        frontier.append(link)
         return sorted(flows), links
 
     def _recompute(self, now_s: float, seeds: set[int]) -> None:
         flow_ids, links = self._component(seeds)
+        if not flow_ids:  # e.g. the last flow on its links completed
+            self._record_link_rates(now_s, links)
+            return
         flows = [self._flows[fid] for fid in flow_ids]
-        rates, bottlenecks = max_min_rates([flow.path for flow in flows], self._effective)
+        rates, bottlenecks = max_min_rates([flow.path for flow in flows], self._effective,
+                                           [flow.weight for flow in flows])
+        link_rate = self._link_rate
         for fid, flow, rate, bottleneck in zip(flow_ids, flows, rates, bottlenecks, strict=True):
-            if rate == flow.rate and bottleneck == flow.bottleneck:
+            old_rate = flow.rate
+            if rate == old_rate and bottleneck == flow.bottleneck:
                 continue  # untouched flows keep their progress bookkeeping as it is
             self._advance(flow, now_s)  # bytes so far at the old rate
             flow.bottleneck = bottleneck
-            if rate != flow.rate:
-                self._add_link_rate(flow.path, rate - flow.rate)
+            if rate != old_rate:
+                delta = rate - old_rate
+                for link in flow.path:
+                    link_rate[link] += delta
                 flow.rate = rate
-                finish_s = max(now_s, flow.active_from_s) + flow.remaining_bytes / rate
-                self._set_finish(fid, flow, finish_s)
+                active_from_s = flow.active_from_s
+                begin_s = now_s if now_s > active_from_s else active_from_s
+                self._set_finish(fid, flow, begin_s + flow.remaining_bytes / rate)
         self._record_link_rates(now_s, links)
 
     def _set_finish(self, flow_id: int, flow: _Flow, finish_s: float) -> None:
         flow.version += 1
         flow.finish_s = finish_s
-        self._updates[flow_id] = FlowUpdate(flow_id, flow.version, finish_s)
-        heapq.heappush(self._heap, (finish_s, flow_id, flow.version))
-        if len(self._heap) > 4 * len(self._flows) + 64:  # drop stale entries, bound memory
+        self._updates.add(flow_id)
+        heap = self._heap
+        if heap is None:
+            return
+        heapq.heappush(heap, (finish_s, flow_id, flow.version))
+        if len(heap) > 4 * len(self._flows) + 64:  # drop stale entries, bound memory
             self._heap = [(f.finish_s, fid, f.version) for fid, f in self._flows.items()]
             heapq.heapify(self._heap)
 
     def _advance(self, flow: _Flow, now_s: float) -> None:
-        begin_s = max(flow.updated_s, flow.active_from_s)
+        updated_s, active_from_s = flow.updated_s, flow.active_from_s
+        begin_s = updated_s if updated_s > active_from_s else active_from_s
         if now_s > begin_s and flow.rate > 0:
-            self._credit(flow, min(flow.remaining_bytes, flow.rate * (now_s - begin_s)))
-        flow.updated_s = max(flow.updated_s, now_s)
+            moved = flow.rate * (now_s - begin_s)
+            remaining = flow.remaining_bytes
+            self._credit(flow, moved if moved < remaining else remaining)
+        if now_s > updated_s:
+            flow.updated_s = now_s
 
     def _credit(self, flow: _Flow, num_bytes: float) -> None:
         flow.remaining_bytes -= num_bytes
@@ -347,17 +408,15 @@ class FlowNetwork:
         by_link = flow.bytes_by_bottleneck
         by_link[flow.bottleneck] = by_link.get(flow.bottleneck, 0.0) + num_bytes
 
-    def _add_link_rate(self, path: Path, delta: float) -> None:
-        for link in path:
-            self._link_rate[link] += delta
-
     def _record_link_rates(self, now_s: float, links: Iterable[int]) -> None:
+        on_link, link_rate, all_series = self._on_link, self._link_rate, self._series
         for link in links:
-            if not self._on_link[link]:
-                self._link_rate[link] = 0.0  # no rounding residue on an idle link
-            total, series = self._link_rate[link], self._series[link]
-            if math.isclose(total, series[-1][1], rel_tol=1e-12, abs_tol=1e-300):
-                continue
+            if not on_link[link]:
+                link_rate[link] = 0.0  # no rounding residue on an idle link
+            total, series = link_rate[link], all_series[link]
+            last = series[-1][1]
+            if total == last or abs(total - last) <= 1e-12 * max(abs(total), abs(last)):
+                continue  # math.isclose(rel_tol=1e-12), inlined
             if series[-1][0] == now_s:
                 series.pop()
             series.append((now_s, total))

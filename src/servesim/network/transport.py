@@ -10,7 +10,11 @@ transfer. This transport reports for every transfer the time of its *next* event
 finish among its active flows, or its floor once they are all done. When the event fires,
 `complete` retires the flows that end then and, unless the transfer is done, returns the
 transfer itself with its next time (the engine re-arms it). So every flow ends at its exact
-time and every rate change it causes reaches the engine at once.
+time. A rate change that brings another transfer's event earlier is reported at once; one that
+only delays it is not (its old event fires early, finds nothing due and re-arms it).
+
+In the flow network a transfer's exactly alike shard flows (same path, bytes and latency) run
+as one flow of weight = their number, which max-min treats as that many flows.
 
 Keeping the engine cheap: a transfer between a *uniform* pair of instances (all shard flows
 equal in bytes, latency and bandwidth, the common case) whose links carry nothing else runs
@@ -33,6 +37,7 @@ KV modes:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -235,12 +240,16 @@ class FlowTransport:
         """(prefill start, prefill end, link time free from) for layerwise overlap, else None."""
         if self._records is None:
             return None
-        start_s = self._records.prefill_start_s[request_id]
-        end_s = self._records.prefill_end_s[request_id]
+        start_s = float(self._records.prefill_start_s[request_id])  # numpy scalars are slow
+        end_s = float(self._records.prefill_end_s[request_id])
         if not start_s <= end_s <= now_s + _slack(now_s):
             return None  # no prefill times
         busy, num_flows = self._busy_until, self._num_flows
-        free_from_s = max(busy[link] if not num_flows[link] else now_s for link in pair.links)
+        free_from_s = -math.inf
+        for link in pair.links:  # a plain loop: this runs once per layerwise transfer
+            link_free_s = now_s if num_flows[link] else busy[link]
+            if link_free_s > free_from_s:
+                free_from_s = link_free_s
         return start_s, end_s, free_from_s
 
     def _layerwise_shard(
@@ -342,7 +351,7 @@ class FlowTransport:
             if solo is None:
                 continue
             pair, num_bytes, shard_bytes, start_s, floor_s = solo
-            self._transfers[tid] = _Transfer(num_bytes, floor_s, [])
+            self._transfers[tid] = _Transfer(num_bytes, floor_s, [], math.inf)  # re-armed
             for shard in pair.shards:
                 active_from_s = start_s + shard.latency_s
                 elapsed_s = max(0.0, now_s - active_from_s)
@@ -362,7 +371,10 @@ class FlowTransport:
         specs, latencies = self._hand_over(now_s, links)
         specs += [(shard.path, num_bytes, tid) for shard, num_bytes in flows]
         latencies += [shard.latency_s for shard, _ in flows]
-        ids = self.network.start_many(now_s, specs, latencies)
+        weights = None
+        if self._allow_solo:
+            specs, latencies, weights = _merge_alike(specs, latencies)
+        ids = self.network.start_many(now_s, specs, latencies, weights)
         for flow_id, (path, _, owner) in zip(ids, specs, strict=True):
             assert isinstance(owner, int)
             self._owner[flow_id] = (owner, path)
@@ -377,7 +389,7 @@ class FlowTransport:
             due = [fid for fid in transfer.active if network.finish_time(fid) <= limit]
             if not due:
                 return
-            network.complete_many(now_s, due)
+            network.finish_many(now_s, due)
             for flow_id in due:
                 transfer.active.remove(flow_id)
                 for link in self._owner.pop(flow_id)[1]:
@@ -390,18 +402,52 @@ class FlowTransport:
         return transfer.floor_s
 
     def _moved(self, exclude: int) -> list[tuple[int, float]]:
-        """(transfer id, next event s) of the other transfers whose next event moved."""
+        """(transfer id, next event s) of the other transfers whose next event moved earlier.
+
+        One that moved later is not reported: the engine's event for it fires early, `complete`
+        finds nothing due and re-arms it at its true time. That saves re-arming every transfer
+        on a shared link each time another joins it (their rates all drop)."""
         owner = self._owner
-        touched = {owner[u.flow_id][0] for u in self.network.pop_updates() if u.flow_id in owner}
+        touched = {owner[fid][0] for fid in self.network.pop_updated_ids() if fid in owner}
         touched.discard(exclude)
         moved = []
         for tid in sorted(touched):
             transfer = self._transfers[tid]
             next_s = self._next_event_s(transfer)
-            if next_s != transfer.next_s:
+            if next_s < transfer.next_s:
                 transfer.next_s = next_s
                 moved.append((tid, next_s))
         return moved
+
+
+Spec = tuple[tuple[int, ...], float, object]
+
+
+def _merge_alike(
+    specs: list[Spec], latencies: list[float]
+) -> tuple[list[Spec], list[float], list[int]]:
+    """Merge flows of one transfer that are exactly alike (path, bytes, latency) into one flow
+    of weight k carrying k times the bytes: max-min gives it k times each one's rate, so it
+    ends when they would, the other flows get the same rates, and the links the same bytes."""
+    merged: dict[tuple[object, tuple[int, ...], float, float], int] = {}
+    out: list[Spec] = []
+    out_latencies: list[float] = []
+    weights: list[int] = []
+    for (path, num_bytes, owner), latency_s in zip(specs, latencies, strict=True):
+        key = (owner, path, num_bytes, latency_s)
+        index = merged.get(key)
+        if index is None:
+            merged[key] = len(out)
+            out.append((path, num_bytes, owner))
+            out_latencies.append(latency_s)
+            weights.append(1)
+        else:
+            weights[index] += 1
+    for index, weight in enumerate(weights):
+        if weight > 1:
+            path, num_bytes, owner = out[index]
+            out[index] = (path, num_bytes * weight, owner)
+    return out, out_latencies, weights
 
 
 def _slack(now_s: float) -> float:
