@@ -30,7 +30,7 @@ def report(
     png: Path | None = typer.Option(
         None, "--png", help="Also write static PNG figures into this folder."
     ),
-    title: str | None = typer.Option(None, help="Page title [default: the folder name]."),
+    title: str | None = typer.Option(None, help="Page title (default: the folder name)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
 ) -> None:
     from servesim.report import MissingExtraError, build_pngs, build_report

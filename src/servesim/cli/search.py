@@ -153,20 +153,20 @@ def build_problem(s: SearchScenario, nic_gbps: float | None = None) -> SearchPro
 )
 def search_command(
     model: str | None = typer.Option(
-        None, help="Catalog model name or config.json [default: opt-13b]."
+        None, help="Catalog model name or config.json (default: opt-13b)."
     ),
-    gpu: str | None = typer.Option(None, help="GPU catalog name [default: a100-80gb]."),
-    nodes: int | None = typer.Option(None, help="Nodes in the cluster [default: 1]."),
-    gpus_per_node: int | None = typer.Option(None, help="GPUs per node [default: 8]."),
+    gpu: str | None = typer.Option(None, help="GPU catalog name (default: a100-80gb)."),
+    nodes: int | None = typer.Option(None, help="Nodes in the cluster (default: 1)."),
+    gpus_per_node: int | None = typer.Option(None, help="GPUs per node (default: 8)."),
     workload: str | None = typer.Option(
-        None, help="Named length distribution [default: sharegpt]."
+        None, help="Named length distribution (default: sharegpt)."
     ),
     trace: str | None = typer.Option(None, help="Trace file replayed (stretched to each rate)."),
-    ttft_slo: float | None = typer.Option(None, help="TTFT SLO, s [default: Table 1 chatbot]."),
-    tpot_slo: float | None = typer.Option(None, help="TPOT SLO, s [default: Table 1 chatbot]."),
-    attainment: float | None = typer.Option(None, help="Target share meeting both SLOs [0.9]."),
+    ttft_slo: float | None = typer.Option(None, help="TTFT SLO, s (default: Table 1 chatbot)."),
+    tpot_slo: float | None = typer.Option(None, help="TPOT SLO, s (default: Table 1 chatbot)."),
+    attainment: float | None = typer.Option(None, help="Target share meeting both SLOs (default 0.9)."),
     rate: float | None = typer.Option(
-        None, help="Replicate to serve this rate, req/s [default: fill the cluster]."
+        None, help="Replicate to serve this rate, req/s (default: fill the cluster)."
     ),
     affinity: str | None = typer.Option(
         None, help="Disaggregated search: high, low, both or none."
@@ -174,20 +174,20 @@ def search_command(
     nic_gbps: str | None = typer.Option(
         None, help="NIC bandwidth per GPU, Gbit/s; several (25,100,400) sweep it."
     ),
-    workers: int | None = typer.Option(None, help="Local worker processes [default: all cores]."),
+    workers: int | None = typer.Option(None, help="Local worker processes (default: all cores)."),
     ray: bool = typer.Option(
         False, "--ray", help="Evaluate on Ray (a local Ray started on demand)."
     ),
     ray_address: str | None = typer.Option(
         None, help="Address of an existing Ray cluster (implies --ray)."
     ),
-    requests: int | None = typer.Option(None, help="Requests per simulation [default: 2000]."),
-    seed: int | None = typer.Option(None, help="Seed of the requests [default: 0]."),
+    requests: int | None = typer.Option(None, help="Requests per simulation (default: 2000)."),
+    seed: int | None = typer.Option(None, help="Seed of the requests (default: 0)."),
     max_instance_gpus: int | None = typer.Option(
-        None, help="Cap on GPUs per instance [default: a node or 4x the fewest that fit]."
+        None, help="Cap on GPUs per instance (default: a node or 4x the fewest that fit)."
     ),
     cache_dir: Path | None = typer.Option(
-        None, help=f"Result cache [default: {DEFAULT_CACHE_DIR}]."
+        None, help=f"Result cache (default: {DEFAULT_CACHE_DIR})."
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the cache."),
     scenario: str | None = typer.Option(

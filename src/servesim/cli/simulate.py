@@ -45,25 +45,25 @@ def simulate(
         None, help="YAML or TOML file with any of these options; flags override it."
     ),
     model: str | None = Opt(
-        None, help="Catalog name, Hugging Face id or config.json path [default: opt-13b]."
+        None, help="Catalog name, Hugging Face id or config.json path (default: opt-13b)."
     ),
-    gpu: str | None = Opt(None, help="GPU catalog name [default: a100-80gb]."),
-    nodes: int | None = Opt(None, help="Nodes in the cluster [default: 1]."),
-    gpus_per_node: int | None = Opt(None, help="GPUs per node [default: 8]."),
+    gpu: str | None = Opt(None, help="GPU catalog name (default: a100-80gb)."),
+    nodes: int | None = Opt(None, help="Nodes in the cluster (default: 1)."),
+    gpus_per_node: int | None = Opt(None, help="GPUs per node (default: 8)."),
     nic_gbps: float | None = Opt(
-        None, help="NIC bandwidth, Gbit/s [default: the GPU's DGX-like node]."
+        None, help="NIC bandwidth, Gbit/s (default: the GPU's DGX-like node)."
     ),
     nics_per_node: int | None = Opt(
-        None, help="NICs per node; GPU i uses NIC i mod this [default: one per GPU]."
+        None, help="NICs per node; GPU i uses NIC i mod this (default: one per GPU)."
     ),
     nvlink_gbps: float | None = Opt(
-        None, help="NVLink bandwidth per GPU and direction, Gbit/s [default: the GPU's spec]."
+        None, help="NVLink bandwidth per GPU and direction, Gbit/s (default: the GPU's spec)."
     ),
     oversubscription: float | None = Opt(
-        None, help="Leaf-to-spine oversubscription; 1 = one non-blocking switch [default: 1]."
+        None, help="Leaf-to-spine oversubscription; 1 = one non-blocking switch (default: 1)."
     ),
-    mode: str | None = Opt(None, help="colocated or disagg [default: colocated]."),
-    policy: str | None = Opt(None, help="Colocated scheduling: vllm or chunked [default: vllm]."),
+    mode: str | None = Opt(None, help="colocated or disagg (default: colocated)."),
+    policy: str | None = Opt(None, help="Colocated scheduling: vllm or chunked (default: vllm)."),
     tp: int | None = Opt(None, help="Colocated: tensor-parallel degree."),
     pp: int | None = Opt(None, help="Colocated: pipeline-parallel degree."),
     instances: int | None = Opt(None, help="Colocated: number of instances."),
@@ -76,16 +76,16 @@ def simulate(
     affinity: str | None = Opt(
         None,
         help="Disagg placement: high (any node) or low (prefill and decode stage s "
-        "share a node) [default: high].",
+        "share a node) (default: high).",
     ),
     kv_transfer: str | None = Opt(
-        None, help="Disagg KV move: after_prefill or layerwise [default: after_prefill]."
+        None, help="Disagg KV move: after_prefill or layerwise (default: after_prefill)."
     ),
     network: bool | None = Opt(
         None,
         "--network/--no-network",
         help="Flow model of the links (max-min sharing) and the network report "
-        "[default: on for disagg, off for colocated].",
+        "(default: on for disagg, off for colocated).",
     ),
     workload: str | None = Opt(
         None, help="Built-in lengths: sharegpt, humaneval, longbench, azure-conv, azure-code."
@@ -101,21 +101,21 @@ def simulate(
     concurrency: int | None = Opt(None, help="Closed loop: concurrent clients."),
     arrival: str | None = Opt(None, help="Arrival process: poisson, gamma or deterministic."),
     cv: float | None = Opt(None, help="Gamma arrivals: coefficient of variation."),
-    requests: int | None = Opt(None, help="Number of requests [default: 2000]."),
-    ttft_slo: float | None = Opt(None, help="TTFT SLO, seconds [default: 0.25]."),
-    tpot_slo: float | None = Opt(None, help="TPOT SLO, seconds [default: 0.1]."),
+    requests: int | None = Opt(None, help="Number of requests (default: 2000)."),
+    ttft_slo: float | None = Opt(None, help="TTFT SLO, seconds (default: 0.25)."),
+    tpot_slo: float | None = Opt(None, help="TPOT SLO, seconds (default: 0.1)."),
     max_prefill_tokens: int | None = Opt(
-        None, help="L_m: prefill batch token cap [default: saturating length]."
+        None, help="L_m: prefill batch token cap (default: saturating length)."
     ),
-    max_batch: int | None = Opt(None, help="Max running sequences per instance [default: 256]."),
+    max_batch: int | None = Opt(None, help="Max running sequences per instance (default: 256)."),
     profile: str | None = Opt(None, help="Latency profile name or JSON file."),
     backend: str | None = Opt(
         None, help="Serving-engine profile: vllm, sglang, trtllm (or a JSON file)."
     ),
     decode_kv_policy: str | None = Opt(
-        None, help="Decode KV: on_demand (grow, preempt by recompute) or reserve [on_demand]."
+        None, help="Decode KV: on_demand (grow, preempt by recompute) or reserve (default on_demand)."
     ),
-    seed: int | None = Opt(None, help="Random seed [default: 0]."),
+    seed: int | None = Opt(None, help="Random seed (default: 0)."),
     exact: bool = Opt(False, "--exact", help="Step every decode iteration (reference engine)."),
     records: Path | None = Opt(
         None, help="Write per-request records (.csv, or .parquet with pyarrow)."
