@@ -164,7 +164,9 @@ def search_command(
     trace: str | None = typer.Option(None, help="Trace file replayed (stretched to each rate)."),
     ttft_slo: float | None = typer.Option(None, help="TTFT SLO, s (default: Table 1 chatbot)."),
     tpot_slo: float | None = typer.Option(None, help="TPOT SLO, s (default: Table 1 chatbot)."),
-    attainment: float | None = typer.Option(None, help="Target share meeting both SLOs (default 0.9)."),
+    attainment: float | None = typer.Option(
+        None, help="Target share meeting both SLOs (default 0.9)."
+    ),
     rate: float | None = typer.Option(
         None, help="Replicate to serve this rate, req/s (default: fill the cluster)."
     ),

@@ -113,7 +113,8 @@ def simulate(
         None, help="Serving-engine profile: vllm, sglang, trtllm (or a JSON file)."
     ),
     decode_kv_policy: str | None = Opt(
-        None, help="Decode KV: on_demand (grow, preempt by recompute) or reserve (default on_demand)."
+        None,
+        help="Decode KV: on_demand (grow, preempt by recompute; default) or reserve.",
     ),
     seed: int | None = Opt(None, help="Random seed (default: 0)."),
     exact: bool = Opt(False, "--exact", help="Step every decode iteration (reference engine)."),
