@@ -88,7 +88,9 @@ def test_support_maps_names_and_precision() -> None:
     ep = rows["ep_row"]
     dense_ep = replace(rows["hand_c1"], agg=replace(rows["hand_c1"].agg, moe_ep=8))  # type: ignore[type-var]
     assert classify(dense_ep).supported  # EP means nothing for a dense model
-    assert not classify(ep).supported
+    assert classify(ep).supported  # DeepSeek-V3 at TP8 = MoE TP1 x EP8
+    mismatched = replace(ep, agg=replace(ep.agg, moe_ep=4))  # type: ignore[type-var]
+    assert "MoE TP x EP" in str(classify(mismatched).reason)
     assert "system not in the GPU catalog" in str(classify(replace(ep, system="tpu_v5")).reason)
     adp = replace(rows["hand_c1"], agg=replace(rows["hand_c1"].agg, attention_dp=4))  # type: ignore[type-var]
     assert "attention data parallelism" in str(classify(adp).reason)
@@ -120,5 +122,5 @@ def test_leave_one_model_out_keeps_priors_when_data_is_scarce() -> None:
     from servesim.validate import fit
 
     results, fitted = fit.leave_one_model_out(read_silicon(FIXTURE), max_requests=8)
-    assert len(results) == 5 and sum(r.supported for r in results) == 2
+    assert len(results) == 6 and sum(r.supported for r in results) == 3
     assert fitted and all("prior" in p.fitted_on[0] for p in fitted.values())

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from servesim.cli.app import run_app
 from servesim.errors import InputError
 from servesim.latency.backends import BackendProfile, save_backend
 from servesim.latency.base import prefill_attn_pairs
-from servesim.validate.predict import build_row, num_requests_for, predict_row, steady_window
+from servesim.validate.predict import (
+    Benchmark,
+    StaggeredClosedLoop,
+    build_row,
+    measured_window,
+    num_requests_for,
+    predict_row,
+)
 from servesim.validate.silicon import read_silicon
 from servesim.validate.support import classify
 
@@ -88,13 +97,14 @@ def test_chunked_c1_row_is_one_mixed_iteration() -> None:
 def test_unsupported_rows_are_listed_with_reasons(capsys: pytest.CaptureFixture[str]) -> None:
     report = run_json(capsys, "--max-requests", "8")
     by_id = {r["id"]: r for r in report["rows"]}
-    assert len(by_id) == 5 and report["num_supported"] == 2
+    assert len(by_id) == 6 and report["num_supported"] == 3
     assert "precision fp4" in by_id["fp4_row"]["reason"]
     assert "not in the catalog" in by_id["unknown_model"]["reason"]
-    assert "expert parallelism" in by_id["ep_row"]["reason"]
-    for rid in ("fp4_row", "unknown_model", "ep_row"):
+    assert "attention data parallelism" in by_id["adp_row"]["reason"]
+    for rid in ("fp4_row", "unknown_model", "adp_row"):
         assert not by_id[rid]["supported"] and by_id[rid]["predicted_tpot_ms"] is None
     assert sum(u["num_rows"] for u in report["unsupported"]) == 3
+    assert by_id["ep_row"]["supported"] and by_id["ep_row"]["predicted_tpot_ms"] > 0
     disagg = by_id["disagg_c4"]
     assert (
         disagg["supported"] and disagg["predicted_ttft_ms"] > 0 and disagg["predicted_tpot_ms"] > 0
@@ -105,11 +115,11 @@ def test_groups_have_median_and_p90(capsys: pytest.CaptureFixture[str]) -> None:
     report = run_json(capsys, "--max-requests", "8", "--group-by", "mode")
     modes = {g["mode"]: g for g in report["groups"]}
     assert set(modes) == {"agg", "disagg"}
-    for group in modes.values():
-        assert group["num_rows"] == 1
-        assert group["median_ape_tpot"] == pytest.approx(group["p90_ape_tpot"])
-    row = next(r for r in report["rows"] if r["id"] == "hand_c1")
-    assert modes["agg"]["median_ape_ttft"] == pytest.approx(row["ape_ttft"], abs=1e-3)
+    assert modes["disagg"]["num_rows"] == 1 and modes["agg"]["num_rows"] == 2
+    disagg = modes["disagg"]
+    assert disagg["median_ape_tpot"] == pytest.approx(disagg["p90_ape_tpot"])
+    agg = [r["ape_ttft"] for r in report["rows"] if r["supported"] and r["mode"] == "agg"]
+    assert modes["agg"]["median_ape_ttft"] == pytest.approx(sum(agg) / 2, abs=1e-3)
 
 
 def test_workers_do_not_change_results(capsys: pytest.CaptureFixture[str]) -> None:
@@ -154,12 +164,43 @@ def test_missing_column_and_bad_mode(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "line 2" in capsys.readouterr().err
 
 
-def test_steady_window_and_request_count() -> None:
-    assert num_requests_for(1) == 64 and num_requests_for(100) == 400
+def test_measured_window_and_request_count() -> None:
+    assert num_requests_for(1) == 10 and num_requests_for(100) == 1000
+    warm = Benchmark(rounds=50, warmup_rounds=2)
+    assert num_requests_for(4, bench=warm) == 208
     assert num_requests_for(100, max_requests=50) == 100  # never fewer than the clients
-    assert steady_window(400, 100) == slice(100, 300)
-    assert steady_window(150, 100) == slice(100, 150)
-    assert steady_window(8, 8) == slice(0, 8)
+    assert measured_window(1000, 100) == slice(0, 1000)  # the first round is measured
+    assert measured_window(208, 4, warm) == slice(8, 208)
+    assert measured_window(8, 8, warm) == slice(0, 8)  # a cap that leaves only the warm-up
+    with pytest.raises(InputError, match="rounds"):
+        Benchmark(rounds=0)
+
+
+def test_stagger_spreads_the_first_finishers_over_the_cycle() -> None:
+    from servesim.workload import Fixed
+
+    workload = StaggeredClosedLoop(4, Fixed(16, 4), 10, cycle_s=2.0)
+    thinks = np.concatenate(list(workload.think_time_stream(0, chunk_size=3)))
+    assert thinks.tolist() == [0.0, 0.5, 1.0, 1.5, 0, 0, 0, 0, 0, 0]
+
+
+def test_desync_zero_keeps_lock_step_waves() -> None:
+    """With desync 0 and a prefill-first engine, every round's C prompts arrive together, so
+    mean TTFT stays at the burst's; spreading the clients (desync 1) lowers it."""
+    row = next(r for r in read_silicon(FIXTURE) if r.id == "hand_c1")
+    row = replace(row, concurrency=8, agg=replace(row.agg, batch_size=8))  # type: ignore[type-var]
+    target = classify(row).target
+    assert target is not None
+    locked = BackendProfile("x", policy="vllm", desync=0.0)
+    spread = replace(locked, desync=1.0)
+    ttft_locked = predict_row(row, target, locked).ttft_ms
+    ttft_spread = predict_row(row, target, spread).ttft_ms
+    _, models = build_row(row, target, locked)
+    burst = 1e3 * models["colocated"].prefill_s(8, 8 * row.isl, 8 * row.isl**2)
+    # the first arrival of a wave starts its prefill alone, the other C - 1 queue behind it
+    single = 1e3 * models["colocated"].prefill_s(1, row.isl, row.isl**2)
+    assert (single + 7 * burst) / 8 == pytest.approx(ttft_locked, rel=0.05)
+    assert ttft_spread < 0.7 * ttft_locked
 
 
 @pytest.mark.skipif(not SHARED.exists(), reason="../shared/data is absent (silicon_sample.csv)")
@@ -167,4 +208,4 @@ def test_shared_sample_reads_and_classifies() -> None:
     rows = read_silicon(SHARED)
     assert len(rows) == 4164
     supported = [r for r in rows if classify(r).supported]
-    assert 800 < len(supported) < 1200
+    assert 1400 < len(supported) < 1800  # EP rows included; attention DP and fp4 are not

@@ -50,14 +50,16 @@ def validate(
     backend: str | None = Opt(
         None,
         help="Simulate every row with this backend profile: vllm, sglang, "
-        "trtllm or a JSON file [default: each row's own backend].",
+        "trtllm or a JSON file (default: each row's own backend).",
     ),
     group_by: str = Opt(
         ",".join(DEFAULT_GROUP_BY),
         help="Fields that form a group: system, model, catalog_model, backend, mode, precision.",
     ),
     max_requests: int | None = Opt(
-        None, min=1, help="At most this many requests per row [default: 4 per client, at least 64]."
+        None,
+        min=1,
+        help="At most this many requests per row (default: the benchmark's 10 per client).",
     ),
     holdout: str | None = Opt(
         None,

@@ -23,15 +23,20 @@ from pathlib import Path
 from typing import Any
 
 from servesim.errors import InputError, UnknownNameError, require
-from servesim.latency.ops import Efficiency
+from servesim.latency.ops import ELEMENTWISE_KERNELS, Efficiency
 
 FORMAT = "servesim-backend"
 VERSION = 1
 BACKEND_NAMES = ("vllm", "sglang", "trtllm")
 POLICIES = ("vllm", "chunked")
 # Efficiency fields each scale multiplies.
-COMPUTE_FIELDS = ("gemm_compute", "moe_compute")
-MEMORY_FIELDS = ("gemm_memory", "moe_memory", "elementwise_memory")
+COMPUTE_FIELDS = ("gemm_compute", "gemm_fp8_compute", "moe_compute")
+MEMORY_FIELDS = (
+    "gemm_memory",
+    "moe_memory",
+    "elementwise_memory",
+    *(f"{kernel}_memory" for kernel in ELEMENTWISE_KERNELS),
+)
 ATTENTION_FIELDS = ("attention_compute", "attention_memory")
 FITTED_PARAMS = (
     "iteration_overhead_s",
@@ -40,6 +45,7 @@ FITTED_PARAMS = (
     "compute_scale",
     "memory_scale",
     "attention_scale",
+    "desync",
 )
 
 
@@ -58,9 +64,15 @@ class BackendProfile:
             replaces the latency profile's value).
         request_overhead_s: seconds the serving front end adds to every request's TTFT
             (HTTP, tokenization, routing), outside the GPU iterations.
-        compute_scale: multiplies the GEMM and MoE compute efficiencies.
-        memory_scale: multiplies the GEMM, MoE and element-wise memory efficiencies.
+        compute_scale: multiplies the GEMM (bf16 and fp8) and MoE compute efficiencies.
+        memory_scale: multiplies the GEMM, MoE and element-wise memory efficiencies (every
+            element-wise kernel kind).
         attention_scale: multiplies the attention compute and memory efficiencies.
+        desync: how far a closed-loop benchmark's clients drift apart after their first,
+            simultaneous round, as a fraction of one request cycle: 0 keeps them in lock-step
+            waves (every round's prompts arrive together), 1 spreads them evenly. An engine
+            that batches every waiting prompt at once re-synchronizes its clients; one that
+            admits prompts a few at a time lets them drift.
         fitted_on: what the numbers were fitted on (provenance).
     """
 
@@ -74,6 +86,7 @@ class BackendProfile:
     compute_scale: float = 1.0
     memory_scale: float = 1.0
     attention_scale: float = 1.0
+    desync: float = 1.0
     fitted_on: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -90,6 +103,8 @@ class BackendProfile:
         for name in ("compute_scale", "memory_scale", "attention_scale"):
             value = getattr(self, name)
             require(0 < value <= 4, f"backend.{name}", value, "a factor in (0, 4]")
+
+        require(0 <= self.desync <= 1, "backend.desync", self.desync, "a fraction in [0, 1]")
 
     def params(self) -> dict[str, float]:
         """The fitted numbers, by name."""

@@ -2,8 +2,13 @@
 
 Per GPU of a TP x PP instance, one iteration runs every layer's GEMMs (QKV, output, MLP or the
 experts the batch touches), its element-wise kernels, one attention call and, with TP > 1, two
-ring all-reduces; pipeline stages send activations; the LM head and embedding run once; a fixed
-overhead per iteration, per layer and per sequence covers scheduling, sampling and launches.
+ring all-reduces; with expert parallelism (EP ranks within the TP group) a GPU runs its E/EP
+experts, each sharded over TP/EP ranks, on the tokens routed to them (uniform routing). The
+attention's TP all-reduce has left every rank with every token, so no dispatch is needed, and the
+MLP all-reduce is the combine: EP moves the same bytes as TP and adds no all-to-all (that would
+come with attention data parallelism, which is not modelled). Pipeline stages send activations;
+the LM head and embedding run once; a fixed overhead per iteration, per layer and per sequence
+covers scheduling, sampling and launches.
 
 Everything that does not depend on the batch is precomputed by `build_roofline`, so the hot-path
 methods cost a few multiply-adds. With the default `Efficiency` this is the roofline from specs
@@ -36,7 +41,7 @@ class _Terms:
     elem_base_s: float  # element-wise kernel overheads
     elem_s_per_token: float
     moe_layers: int
-    moe_shape: tuple[float, float, float, float, float]  # hidden, inter, topk, experts, tp
+    moe_shape: tuple[float, float, float, float, float, float]  # hidden, inter, topk, E, moe_tp, ep
     attn_base_s: float  # attention overheads, all layers
     attn_s_per_seq: float  # prefill: per sequence
     attn_s_per_token: float  # prefill: Q/K/V/O bytes per query token
@@ -73,9 +78,18 @@ class RooflineModel:
         t = self.terms
         if t.moe_layers == 0 or num_tokens <= 0:
             return 0.0, 0.0
-        hidden, inter, topk, experts, tp = t.moe_shape
+        hidden, inter, topk, experts, moe_tp, ep = t.moe_shape
         compute, memory = ops.moe_split(
-            num_tokens, hidden, inter, topk, experts, t.gpu, self.efficiency, tp, 1, self.precision
+            num_tokens,
+            hidden,
+            inter,
+            topk,
+            experts,
+            t.gpu,
+            self.efficiency,
+            moe_tp,
+            ep,
+            self.precision,
         )
         if compute >= memory:
             return t.moe_layers * float(compute), 0.0
@@ -320,7 +334,14 @@ def build_roofline(
         elem_base_s=elem_base,
         elem_s_per_token=elem_per_token,
         moe_layers=model.num_moe_layers,
-        moe_shape=(h, model.moe_ffn_size, model.experts_per_token, model.num_experts, tp),
+        moe_shape=(
+            h,
+            model.moe_ffn_size,
+            model.experts_per_token,
+            model.num_experts,
+            parallel.moe_tp,
+            parallel.ep,
+        ),
         attn_base_s=layers * eff.attention_overhead_s,
         attn_s_per_seq=layers * eff.attention_seq_s,
         attn_s_per_token=layers

@@ -1,5 +1,9 @@
 """Parallelism of one model replica (TP x PP GPUs) and the rules it must satisfy.
 
+An MoE model may also split its experts over `ep` of the TP ranks (expert parallelism): the
+attention stays TP-sharded over all `tp` ranks, and each expert lives on one EP rank, sharded
+over `tp // ep` ranks (aiconfigurator's moe_tp x moe_ep = tp). The GPU count stays tp * pp.
+
 `check_parallel` raises an InputError naming the rule and the numbers; `memory_plan` says how a
 GPU's memory splits between weights, activations and KV cache, and how many KV tokens fit.
 """
@@ -20,21 +24,31 @@ DEFAULT_BLOCK_TOKENS = 16
 
 @dataclass(frozen=True, slots=True)
 class ParallelSpec:
-    """Tensor (intra-op) and pipeline (inter-op) parallel degrees of one instance."""
+    """Tensor (intra-op) and pipeline (inter-op) parallel degrees of one instance, and the
+    expert-parallel degree within the TP group (MoE models only; 1 = experts TP-sharded)."""
 
     tp: int = 1
     pp: int = 1
+    ep: int = 1
 
     def __post_init__(self) -> None:
         require(self.tp >= 1, "tp", self.tp, "an integer >= 1")
         require(self.pp >= 1, "pp", self.pp, "an integer >= 1")
+        require(self.ep >= 1, "ep", self.ep, "an integer >= 1")
+        require(self.tp % self.ep == 0, "ep", self.ep, f"a divisor of tp ({self.tp})")
 
     @property
     def num_gpus(self) -> int:
         return self.tp * self.pp
 
+    @property
+    def moe_tp(self) -> int:
+        """Ranks each expert is sharded over (tp // ep)."""
+        return self.tp // self.ep
+
     def __str__(self) -> str:
-        return f"tp{self.tp}pp{self.pp}"
+        base = f"tp{self.tp}pp{self.pp}"
+        return base if self.ep == 1 else f"{base}ep{self.ep}"
 
 
 def stage_layers(num_layers: int, pp: int) -> list[int]:
@@ -104,6 +118,20 @@ def memory_plan(
     )
 
 
+def _check_ep(model: ModelSpec, par: ParallelSpec, role: str) -> None:
+    """EP > 1 needs an MoE model whose routed experts split evenly over the EP ranks."""
+    if par.ep == 1:
+        return
+    if not model.is_moe:
+        raise InputError(f"{role}.ep", par.ep, f"1 ({model.name} has no experts)")
+    if model.num_experts % par.ep:
+        raise InputError(
+            f"{role}.ep",
+            par.ep,
+            f"a divisor of the {model.num_experts} routed experts of {model.name}",
+        )
+
+
 def check_parallel(
     model: ModelSpec,
     par: ParallelSpec,
@@ -113,12 +141,14 @@ def check_parallel(
 ) -> MemoryPlan:
     """Check every rule of a TP x PP instance of `model` on `cluster`; return its memory plan.
 
-    Rules: TP divides the attention heads (KV heads replicate when TP exceeds them, so TP must be
-    a multiple of the KV heads then); TP fits inside one node; PP is at most the number of layers
+    Rules: EP (if > 1) divides TP and the routed experts of an MoE model; TP divides the
+    attention heads (KV heads replicate when TP exceeds them, so TP must be a multiple of the KV
+    heads then); TP fits inside one node; PP is at most the number of layers
     (stages uneven by at most one layer); the instance fits in the cluster; and each GPU holds its
     weight shard, activations and the KV cache of at least one maximal request.
     """
     tp, pp = par.tp, par.pp
+    _check_ep(model, par, role)
     if model.num_heads % tp:
         raise InputError(
             f"{role}.tp", tp, f"must divide the attention heads ({model.num_heads} in {model.name})"

@@ -3,20 +3,28 @@
 The deployment mirrors the row: aggregated rows are one group of identical colocated workers
 (TP x PP each); disaggregated rows have their prefill and decode worker counts and parallelism.
 The serving engine's differences (scheduling policy, chunk budget, overheads, kernel
-efficiencies, fp8 KV cache) come from its `BackendProfile`. TTFT and TPOT are means over the
-requests of the steady state (TTFT plus the backend's front-end `request_overhead_s`): the
-first C requests (all sent at time 0) and the last C (sent while clients stop) are left out
-when there are enough requests.
+efficiencies, fp8 KV cache) come from its `BackendProfile`.
+
+The harness is modelled as aiconfigurator's benchmarks run it (`Benchmark`): all C clients send
+their first request at time 0 (a burst: the first C prompts queue behind each other), each client
+sends `rounds` requests in all and the mean is taken over every request but the first
+`warmup_rounds` per client. Fixed lengths would keep a deterministic simulation in lock-step
+waves forever, while a real server drifts out of step within a round or two (timing jitter,
+uneven batching); so after the burst the clients are spread evenly over one request cycle (the
+k-th request to finish in the first round waits k/C of an estimated cycle before its next
+request). TTFT is the mean plus the backend's front-end `request_overhead_s`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from servesim.engine import Deployment, InstanceGroup, simulate
+from servesim.errors import require
 from servesim.latency import Efficiency, build_roofline, resolve_efficiency
 from servesim.latency.backends import BackendProfile
 from servesim.latency.base import LatencyModel
@@ -24,11 +32,51 @@ from servesim.specs import ModelSpec, make_cluster
 from servesim.specs.cluster import ClusterSpec
 from servesim.specs.parallel import ParallelSpec, check_parallel
 from servesim.validate.silicon import Side, SiliconRow
-from servesim.validate.support import Target
+from servesim.validate.support import Target, expert_parallel
 from servesim.workload import ClosedLoopWorkload, Fixed
 
-MIN_REQUESTS = 64
-REQUESTS_PER_CLIENT = 4
+
+@dataclass(frozen=True, slots=True)
+class Benchmark:
+    """How the measuring harness drove the server (aiconfigurator's TRT-LLM agg model assumes 10
+    requests per client with the first round measured; its aiperf template sends 50 per client
+    after 2 per client of warm-up).
+
+    Attributes:
+        rounds: requests each client sends after the warm-up (all measured).
+        warmup_rounds: requests per client sent first and left out of the means.
+    """
+
+    rounds: int = 10
+    warmup_rounds: int = 0
+
+    def __post_init__(self) -> None:
+        require(self.rounds >= 1, "benchmark.rounds", self.rounds, "an integer >= 1")
+        require(
+            self.warmup_rounds >= 0,
+            "benchmark.warmup_rounds",
+            self.warmup_rounds,
+            "an integer >= 0",
+        )
+
+
+DEFAULT_BENCHMARK = Benchmark()
+
+
+@dataclass(frozen=True, slots=True)
+class StaggeredClosedLoop(ClosedLoopWorkload):
+    """A closed loop whose clients, after the first (burst) round, are spread over `cycle_s`:
+    the k-th request to finish waits k * cycle_s / concurrency before the client's next request
+    (k < concurrency); every later request follows its predecessor at once."""
+
+    cycle_s: float = 0.0
+
+    def think_time_stream(self, seed: int, chunk_size: int = 65536) -> Iterator[np.ndarray]:
+        times = np.zeros(self.num_requests)
+        first = min(self.concurrency, self.num_requests)
+        times[:first] = np.arange(first) * (self.cycle_s / self.concurrency)
+        for start in range(0, self.num_requests, chunk_size):
+            yield times[start : start + chunk_size]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +89,12 @@ class Prediction:
     num_measured: int
 
 
-def num_requests_for(concurrency: int, max_requests: int | None = None) -> int:
-    """Requests to simulate: REQUESTS_PER_CLIENT per client, at least MIN_REQUESTS, at most
-    `max_requests` (never fewer than the clients)."""
-    wanted = max(MIN_REQUESTS, REQUESTS_PER_CLIENT * concurrency)
+def num_requests_for(
+    concurrency: int, max_requests: int | None = None, bench: Benchmark = DEFAULT_BENCHMARK
+) -> int:
+    """Requests to simulate: (warm-up + measured rounds) per client, at most `max_requests`
+    (never fewer than the clients)."""
+    wanted = (bench.warmup_rounds + bench.rounds) * concurrency
     if max_requests is not None:
         wanted = min(wanted, max(max_requests, concurrency))
     return wanted
@@ -65,15 +115,16 @@ def row_cluster(target: Target, row: SiliconRow) -> ClusterSpec:
     )
 
 
-def _group(role: str, side: Side, row: SiliconRow, backend: BackendProfile) -> InstanceGroup:
+def _group(
+    role: str, side: Side, row: SiliconRow, target: Target, backend: BackendProfile
+) -> InstanceGroup:
     max_seqs = side.batch_size or row.concurrency
+    parallel = ParallelSpec(side.tp, side.pp, expert_parallel(side, target.model))
     if role == "decode":
-        return InstanceGroup(
-            role, ParallelSpec(side.tp, side.pp), side.num_workers, max_batch_seqs=max_seqs
-        )
+        return InstanceGroup(role, parallel, side.num_workers, max_batch_seqs=max_seqs)
     return InstanceGroup(
         role,
-        ParallelSpec(side.tp, side.pp),
+        parallel,
         side.num_workers,
         policy=backend.policy,
         max_batch_seqs=max_seqs,
@@ -89,12 +140,12 @@ def build_row(
     model = row_model(target, backend)
     cluster = row_cluster(target, row)
     if row.agg is not None:
-        groups: tuple[InstanceGroup, ...] = (_group("colocated", row.agg, row, backend),)
+        groups: tuple[InstanceGroup, ...] = (_group("colocated", row.agg, row, target, backend),)
     else:
         assert row.prefill is not None and row.decode is not None
         groups = (
-            _group("prefill", row.prefill, row, backend),
-            _group("decode", row.decode, row, backend),
+            _group("prefill", row.prefill, row, target, backend),
+            _group("decode", row.decode, row, target, backend),
         )
     eff = backend.apply(resolve_efficiency(None, target.gpu) or Efficiency())
     models: dict[str, LatencyModel] = {}
@@ -108,13 +159,27 @@ def build_row(
     return Deployment(model, cluster, groups), models
 
 
-def steady_window(num_requests: int, concurrency: int) -> slice:
-    """Indices (by arrival order) of the steady-state requests."""
-    if num_requests >= 3 * concurrency:
-        return slice(concurrency, num_requests - concurrency)
-    if num_requests > concurrency:
-        return slice(concurrency, num_requests)
-    return slice(0, num_requests)
+def measured_window(
+    num_requests: int, concurrency: int, bench: Benchmark = DEFAULT_BENCHMARK
+) -> slice:
+    """Indices (by arrival order) of the measured requests: all but the warm-up (the warm-up
+    is kept when a cap on the requests leaves nothing else)."""
+    skip = bench.warmup_rounds * concurrency
+    return slice(skip if skip < num_requests else 0, num_requests)
+
+
+def cycle_estimate_s(row: SiliconRow, models: dict[str, LatencyModel]) -> float:
+    """One request's rough end-to-end time at full concurrency: a lone prefill plus OSL - 1
+    decode steps of C sequences at mid-generation context (used only to spread the clients)."""
+    prefill = models.get("colocated") or models["prefill"]
+    decode = models.get("colocated") or models["decode"]
+    side = row.agg or row.decode
+    workers = side.num_workers if side is not None else 1
+    batch = max(1, math.ceil(row.concurrency / workers))
+    ctx = batch * (row.isl + row.osl // 2)
+    return prefill.prefill_s(1, row.isl, row.isl * row.isl) + (row.osl - 1) * decode.decode_s(
+        batch, ctx
+    )
 
 
 def predict_row(
@@ -123,13 +188,15 @@ def predict_row(
     backend: BackendProfile,
     max_requests: int | None = None,
     seed: int = 0,
+    bench: Benchmark = DEFAULT_BENCHMARK,
 ) -> Prediction:
     """Simulate `row` under `backend`; raises InputError when the deployment cannot run."""
     deployment, models = build_row(row, target, backend)
-    n = num_requests_for(row.concurrency, max_requests)
-    workload = ClosedLoopWorkload(row.concurrency, Fixed(row.isl, row.osl), n)
+    n = num_requests_for(row.concurrency, max_requests, bench)
+    cycle_s = backend.desync * cycle_estimate_s(row, models) if backend.desync else 0.0
+    workload = StaggeredClosedLoop(row.concurrency, Fixed(row.isl, row.osl), n, cycle_s=cycle_s)
     rec = simulate(deployment, workload, seed=seed, latency_models=models).records
-    order = np.argsort(rec.arrival_s, kind="stable")[steady_window(n, row.concurrency)]
+    order = np.argsort(rec.arrival_s, kind="stable")[measured_window(n, row.concurrency, bench)]
     done = order[~np.isnan(rec.finish_s[order])]
     ttft = rec.first_token_s[done] - rec.arrival_s[done]
     decode_tokens = np.maximum(rec.output_tokens[done] - 1, 1)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from servesim.errors import InputError
 from servesim.specs import get_gpu, get_model
 from servesim.specs.model import ModelSpec
-from servesim.validate.silicon import SiliconRow
+from servesim.validate.silicon import Side, SiliconRow
 
 # aiconfigurator system names -> GPU catalog names, and the size of their NVLink domain.
 SYSTEMS = {
@@ -77,11 +77,15 @@ def _parallel_reason(row: SiliconRow, model: ModelSpec) -> str | None:
     for side in row.sides:
         if side.attention_dp > 1:
             return "attention data parallelism (attention DP > 1) not modelled"
-        if model.is_moe and side.moe_ep > 1:
-            return "expert parallelism (EP > 1) not modelled"
-        if model.is_moe and side.moe_tp != side.tp:
-            return "MoE TP differing from attention TP not modelled"
+        if model.is_moe and side.moe_tp * side.moe_ep != side.tp:
+            return "MoE TP x EP differing from the attention TP not modelled"
     return None
+
+
+def expert_parallel(side: Side, model: ModelSpec) -> int:
+    """The EP degree servesim simulates: the row's for an MoE model, 1 for a dense one (EP on a
+    dense model means nothing)."""
+    return side.moe_ep if model.is_moe else 1
 
 
 def classify(row: SiliconRow) -> Support:
