@@ -63,8 +63,16 @@ def first_fit_nodes(gpus_per_instance: Sequence[int], gpus_per_node: int) -> lis
 class DirectTransport:
     """Uncontended transfers: finish = start + latency + bytes / (per-link bandwidth x links)."""
 
-    def __init__(self, cluster: ClusterSpec, gpus_per_instance: Sequence[int]) -> None:
-        self._nodes = first_fit_nodes(gpus_per_instance, cluster.gpus_per_node)
+    def __init__(
+        self,
+        cluster: ClusterSpec,
+        gpus_per_instance: Sequence[int],
+        nodes: Sequence[tuple[int, ...]] | None = None,
+    ) -> None:
+        """`nodes`: the nodes each instance occupies (default: first fit in instance order)."""
+        if nodes is None:
+            nodes = first_fit_nodes(gpus_per_instance, cluster.gpus_per_node)
+        self._nodes = list(nodes)
         self._gpus = list(gpus_per_instance)
         self._cluster = cluster
         self._next_id = 0

@@ -31,7 +31,7 @@ from servesim.search.cache import PointCache
 from servesim.search.goodput import GoodputResult, RatePoint, find_goodput
 from servesim.search.problem import SearchProblem
 from servesim.search.shapes import GroupShape, Shape
-from servesim.search.transport import LowAffinityTransport
+from servesim.search.transport import low_affinity_transport
 
 
 class Evaluator(Protocol):
@@ -116,7 +116,7 @@ def decode_wait_in_tpot(records: Any) -> Any:
 def simulate_shape(problem: SearchProblem, shape: Shape, rate_per_s: float) -> Any:
     """One engine simulation of `shape` at `rate_per_s` (same seed, same requests).
 
-    Low affinity keeps each unit's KV transfers inside a node (`LowAffinityTransport`). A
+    Low affinity keeps each unit's KV transfers inside a node (`low_affinity_transport`). A
     high-affinity deployment with both phases moves its KV caches as flows that share the
     cluster's links (`servesim.network`), so NIC bandwidth and contention count.
     """
@@ -126,7 +126,7 @@ def simulate_shape(problem: SearchProblem, shape: Shape, rate_per_s: float) -> A
     deployment = build_deployment(problem, shape)
     transport: Any = None
     if shape.affinity == "low":
-        transport = LowAffinityTransport(problem.cluster, shape)
+        transport = low_affinity_transport(problem.cluster, shape)
     elif shape.group("prefill") and shape.group("decode"):
         transport = flow_transport(deployment, "high")
     workload = problem.workload.build(rate_per_s)
