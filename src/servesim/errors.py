@@ -7,7 +7,10 @@ stderr and exit code 2, with no traceback.
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 
 class InputError(ValueError):
@@ -37,6 +40,17 @@ class UnknownNameError(InputError):
         hint = [by_lower[c] for c in close] or known[:8]
         label = "closest known" if close else "known"
         super().__init__(field, value, f"unknown; {label}: {', '.join(hint)}")
+
+
+def read_json(field: str, path: Path, missing: str) -> Any:
+    """The parsed JSON of `path`; an unreadable file or bad JSON is one InputError for `field`
+    (`missing` says what is allowed when the file cannot be read)."""
+    try:
+        return json.loads(path.read_text())
+    except OSError:
+        raise InputError(field, str(path), missing) from None
+    except json.JSONDecodeError as err:
+        raise InputError(field, str(path), f"valid JSON (line {err.lineno}: {err.msg})") from None
 
 
 def require(condition: bool, field: str, value: object, allowed: str) -> None:

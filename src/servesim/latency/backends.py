@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from servesim.errors import InputError, UnknownNameError, require
+from servesim.errors import InputError, UnknownNameError, read_json, require
 from servesim.latency.ops import ELEMENTWISE_KERNELS, Efficiency
 
 FORMAT = "servesim-backend"
@@ -182,12 +182,6 @@ def load_backend(name_or_path: str | Path) -> BackendProfile:
     path = Path(text)
     if path.suffix != ".json":
         raise UnknownNameError("backend", text, BACKEND_NAMES)
-    try:
-        data = json.loads(path.read_text())
-    except OSError:
-        raise InputError(
-            "backend", text, f"an existing JSON file or one of {', '.join(BACKEND_NAMES)}"
-        ) from None
-    except json.JSONDecodeError as err:
-        raise InputError("backend", text, f"valid JSON (line {err.lineno}: {err.msg})") from None
+    allowed = f"an existing JSON file or one of {', '.join(BACKEND_NAMES)}"
+    data = read_json("backend", path, allowed)
     return backend_from_dict(data, f"backend {path.name}")

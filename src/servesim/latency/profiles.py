@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from servesim.errors import InputError, UnknownNameError
+from servesim.errors import InputError, UnknownNameError, read_json
 from servesim.latency.ops import Efficiency
 
 FORMAT = "servesim-profile"
@@ -110,14 +110,8 @@ def load_profile(name_or_path: str | Path) -> Profile:
     path = Path(text)
     if path.suffix != ".json" and not path.exists():
         raise UnknownNameError("profile", text, shipped_profile_names())
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(
-            "profile", text, f"an existing JSON file or one of {', '.join(shipped_profile_names())}"
-        ) from None
-    except json.JSONDecodeError as err:
-        raise InputError("profile", text, f"valid JSON (line {err.lineno}: {err.msg})") from None
+    allowed = f"an existing JSON file or one of {', '.join(shipped_profile_names())}"
+    data = read_json("profile", path, allowed)
     return profile_from_dict(data, f"profile {path.name}")
 
 

@@ -7,12 +7,11 @@ KV bytes per token, FLOPs per token) are properties, so a spec is the single sou
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from servesim.errors import InputError
+from servesim.errors import InputError, read_json
 
 BYTES_PER_ELEMENT = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
 _TORCH_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
@@ -312,12 +311,5 @@ def from_hf_config(
 def load_hf_config(path: str | Path, name: str | None = None) -> ModelSpec:
     """Load a ModelSpec from a config.json file."""
     path = Path(path)
-    try:
-        config = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(
-            "model", str(path), "an existing config.json file or a catalog name"
-        ) from None
-    except json.JSONDecodeError as err:
-        raise InputError("model", str(path), f"valid JSON (line {err.lineno}: {err.msg})") from None
+    config = read_json("model", path, "an existing config.json file or a catalog name")
     return from_hf_config(config, name=name or path.parent.name or path.stem, source=str(path))
