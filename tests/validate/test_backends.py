@@ -122,5 +122,5 @@ def test_leave_one_model_out_keeps_priors_when_data_is_scarce() -> None:
     from servesim.validate import fit
 
     results, fitted = fit.leave_one_model_out(read_silicon(FIXTURE), max_requests=8)
-    assert len(results) == 6 and sum(r.supported for r in results) == 3
+    assert len(results) == 7 and sum(r.supported for r in results) == 3
     assert fitted and all("prior" in p.fitted_on[0] for p in fitted.values())

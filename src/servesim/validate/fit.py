@@ -2,8 +2,11 @@
 
 A backend's few numbers (`FITTED_PARAMS` of latency/backends.py) are chosen by coordinate search
 in log space to minimize a robust error over that backend's training rows:
-mean(min(|ln(pred/measured)|, CAP)) of TPOT plus TTFT_WEIGHT times the same for TTFT. The same
-numbers serve every row of the backend: nothing is tuned per row.
+mean(min(|ln(pred/measured)|, CAP)) of TPOT plus TTFT_WEIGHT times the same for TTFT, plus a
+penalty SCALE_PRIOR * sum(ln(scale)^2) that keeps the efficiency scales near 1 unless the rows
+insist (a backend fitted on few models or GPUs must not carry their quirks to the others). The
+scheduling policy is the engine's documented default, not fitted. The same numbers serve every
+row of the backend: nothing is tuned per row.
 
 `leave_one_model_out` refits, for each catalog model M, every backend on the rows of the other
 models and predicts M's rows with those profiles, so the errors say how servesim does on a model
@@ -15,12 +18,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from servesim.errors import InputError
-from servesim.latency.backends import FITTED_PARAMS, POLICIES, BackendProfile
+from servesim.latency.backends import FITTED_PARAMS, BackendProfile
 from servesim.validate.predict import predict_row
 from servesim.validate.runner import RowResult, evaluate_row
 from servesim.validate.silicon import SiliconRow
@@ -28,6 +31,8 @@ from servesim.validate.support import Target, classify
 
 CAP = 1.5  # log errors above this (4.5x off) count as this
 TTFT_WEIGHT = 0.5  # TTFT is noisier (queueing, front end) than TPOT
+SCALE_PRIOR = 0.05  # a scale of 0.5 or 2 costs as much as 2.4% more mean log error
+SCALES = ("compute_scale", "memory_scale", "attention_scale")
 MIN_FIT_ROWS = 20
 MAX_FIT_ROWS = 80  # training rows per backend (a fixed random subset when more)
 FIT_MAX_REQUESTS: int | None = None  # fits simulate the same benchmark as the evaluation
@@ -52,15 +57,17 @@ ZERO_STEP = {
 
 Case = tuple[SiliconRow, Target]
 
-# Where every fit starts: each engine's documented defaults (chunked prefill in vLLM V1,
-# prefill-first batches in SGLang and in TensorRT-LLM as aiconfigurator's generated configs run it
-# (enable_chunked_prefill false, max_num_tokens 8192); an 8192-token batch budget; fp8 KV cache in
-# TensorRT-LLM fp8 checkpoints) and the roofline's overheads. Fits never start from fitted files,
-# so held-out rows cannot leak into a leave-one-model-out fit.
+# Where every fit starts: each engine's documented defaults and the roofline's overheads. vLLM V1
+# chunks prompts into mixed prefill + decode batches; SGLang runs prefill batches apart from decode
+# batches (mixed chunks are off by default) and first; TensorRT-LLM's in-flight batching puts
+# context and generation requests in one batch (whole prompts: aiconfigurator's generated configs
+# set enable_chunked_prefill false); an 8192-token batch budget (max_num_tokens); fp8 KV cache in
+# TensorRT-LLM fp8 checkpoints. Fits never start from fitted files, so held-out rows cannot leak
+# into a leave-one-model-out fit.
 PRIORS = {
     "vllm": BackendProfile("vllm", "chunked", 8192, fp8_kv_cache=False, desync=0.5),
     "sglang": BackendProfile("sglang", "vllm", 8192, fp8_kv_cache=False, desync=0.5),
-    "trtllm": BackendProfile("trtllm", "vllm", 8192, fp8_kv_cache=True, desync=0.5),
+    "trtllm": BackendProfile("trtllm", "chunked", 8192, fp8_kv_cache=True, desync=0.5),
 }
 
 
@@ -81,9 +88,13 @@ def case_loss(case: Case, profile: BackendProfile) -> float:
     )
 
 
+def scale_penalty(profile: BackendProfile) -> float:
+    return SCALE_PRIOR * sum(math.log(getattr(profile, name)) ** 2 for name in SCALES)
+
+
 def loss(cases: Sequence[Case], profile: BackendProfile) -> float:
     values = [v for v in (case_loss(c, profile) for c in cases) if not math.isnan(v)]
-    return float(np.mean(values)) if values else math.inf
+    return float(np.mean(values)) + scale_penalty(profile) if values else math.inf
 
 
 def _candidates(name: str, value: float, step: float) -> list[float]:
@@ -100,12 +111,9 @@ def _candidates(name: str, value: float, step: float) -> list[float]:
 def fit_backend(
     cases: Sequence[Case], prior: BackendProfile, fitted_on: str = ""
 ) -> BackendProfile:
-    """Coordinate search from `prior` over FITTED_PARAMS (after picking the better scheduling
-    policy at the prior's numbers); returns the best profile found."""
-    policies = (prior.policy, *(q for q in POLICIES if q != prior.policy))
-    trials = [replace(prior, policy=p) for p in policies]
-    scored = [(loss(cases, t), i, t) for i, t in enumerate(trials)]
-    best_loss, _, best = min(scored)
+    """Coordinate search from `prior` over FITTED_PARAMS (the policy stays the prior's); returns
+    the best profile found."""
+    best, best_loss = prior, loss(cases, prior)
     for step in STEPS:
         for name in FITTED_PARAMS:
             for value in _candidates(name, getattr(best, name), step):

@@ -48,7 +48,8 @@ _CONCURRENCY = re.compile(r"silicon_concurrency=(\d+)")
 class Side:
     """Parallelism of one group of workers (the agg group, or the prefill or decode side).
 
-    A degree of 0 or an empty field means 'not used' and is read as 1.
+    A degree of 0 or an empty field means 'not used' and is read as 1. A disaggregated side
+    whose worker count is empty has `workers_recorded` False (its size is unknown).
     """
 
     tp: int
@@ -58,6 +59,7 @@ class Side:
     moe_ep: int = 1
     num_workers: int = 1
     batch_size: int | None = None
+    workers_recorded: bool = True
 
     @property
     def num_gpus(self) -> int:
@@ -148,14 +150,16 @@ class _Fields:
 
 
 def _side(f: _Fields, prefix: str) -> Side:
+    workers = f.count(f"{prefix}num_workers", required=False) if prefix else 1
     return Side(
         tp=f.degree(f"{prefix}tp_size", required=True),
         pp=f.degree(f"{prefix}pp_size"),
         attention_dp=f.degree(f"{prefix}attention_dp_size"),
         moe_tp=f.degree(f"{prefix}moe_tp_size"),
         moe_ep=f.degree(f"{prefix}moe_ep_size"),
-        num_workers=f.degree(f"{prefix}num_workers") if prefix else 1,
+        num_workers=max(1, workers or 1),
         batch_size=f.count(f"{prefix}batch_size", required=False) or None,
+        workers_recorded=workers is not None,
     )
 
 

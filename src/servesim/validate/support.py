@@ -74,6 +74,8 @@ def _precision(row: SiliconRow) -> str:
 
 
 def _parallel_reason(row: SiliconRow, model: ModelSpec) -> str | None:
+    if not all(side.workers_recorded for side in row.sides):
+        return "disaggregated worker counts not recorded (prefill/decode_num_workers empty)"
     for side in row.sides:
         if side.attention_dp > 1:
             return "attention data parallelism (attention DP > 1) not modelled"
