@@ -3,14 +3,23 @@
 A backend's few numbers (`FITTED_PARAMS` of latency/backends.py) are chosen by coordinate search
 in log space to minimize a robust error over that backend's training rows:
 mean(min(|ln(pred/measured)|, CAP)) of TPOT plus TTFT_WEIGHT times the same for TTFT, plus a
-penalty SCALE_PRIOR * sum(ln(scale)^2) that keeps the efficiency scales near 1 unless the rows
-insist (a backend fitted on few models or GPUs must not carry their quirks to the others). The
-scheduling policy is the engine's documented default, not fitted. The same numbers serve every
-row of the backend: nothing is tuned per row.
+penalty SCALE_PRIOR * sum(ln(scale / center)^2) that keeps the efficiency scales near a center
+unless the rows insist (a backend fitted on few models or GPUs must not carry their quirks to the
+others). The scheduling policy is the engine's documented default, not fitted. The same numbers
+serve every row of the backend: nothing is tuned per row.
 
-`leave_one_model_out` refits, for each catalog model M, every backend on the rows of the other
+The fit has two levels. First one set of `shared` numbers (SHARED_PARAMS: the efficiency scales,
+per-iteration overheads and the front end) is fitted on the training rows of every backend
+together (each row run with its own engine's policy, KV precision and drift), centered on scales
+of 1:
+what every engine has in common with the roofline. Then each backend is fitted from the
+shared numbers and centered on them, so a backend with few rows stays close to what all engines
+do, and one with fewer than MIN_FIT_ROWS rows takes the shared numbers as they are (with too few
+rows in all, the priors).
+
+`leave_one_model_out` refits both levels, for each catalog model M, on the rows of the other
 models and predicts M's rows with those profiles, so the errors say how servesim does on a model
-it has not seen. A backend with fewer than MIN_FIT_ROWS training rows keeps its prior profile.
+it has not seen.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -33,6 +43,10 @@ CAP = 1.5  # log errors above this (4.5x off) count as this
 TTFT_WEIGHT = 0.5  # TTFT is noisier (queueing, front end) than TPOT
 SCALE_PRIOR = 0.05  # a scale of 0.5 or 2 costs as much as 2.4% more mean log error
 SCALES = ("compute_scale", "memory_scale", "attention_scale")
+# What the shared level fits: the kernels, the per-iteration work and the front end. How the
+# benchmark's clients drift (desync) is each engine's own scheduling trait.
+SHARED_PARAMS = ("iteration_overhead_s", "seq_overhead_s", "request_overhead_s", *SCALES)
+MAX_SHARED_ROWS = 120  # training rows of the shared fit (a fixed random subset when more)
 MIN_FIT_ROWS = 20
 MAX_FIT_ROWS = 80  # training rows per backend (a fixed random subset when more)
 FIT_MAX_REQUESTS: int | None = None  # fits simulate the same benchmark as the evaluation
@@ -56,6 +70,7 @@ ZERO_STEP = {
 }
 
 Case = tuple[SiliconRow, Target]
+T = TypeVar("T")
 
 # Where every fit starts: each engine's documented defaults and the roofline's overheads. vLLM V1
 # chunks prompts into mixed prefill + decode batches; SGLang runs prefill batches apart from decode
@@ -88,13 +103,40 @@ def case_loss(case: Case, profile: BackendProfile) -> float:
     )
 
 
-def scale_penalty(profile: BackendProfile) -> float:
-    return SCALE_PRIOR * sum(math.log(getattr(profile, name)) ** 2 for name in SCALES)
+def scale_penalty(profile: BackendProfile, center: BackendProfile | None = None) -> float:
+    """SCALE_PRIOR * sum of squared log distances of the scales from `center`'s (default 1)."""
+    return SCALE_PRIOR * sum(
+        math.log(getattr(profile, name) / (getattr(center, name) if center else 1.0)) ** 2
+        for name in SCALES
+    )
 
 
-def loss(cases: Sequence[Case], profile: BackendProfile) -> float:
-    values = [v for v in (case_loss(c, profile) for c in cases) if not math.isnan(v)]
-    return float(np.mean(values)) + scale_penalty(profile) if values else math.inf
+Settings = dict[str, BackendProfile]  # backend name -> the profile whose policy and KV it keeps
+
+
+def case_profile(
+    row: SiliconRow, numbers: BackendProfile, settings: Settings | None
+) -> BackendProfile:
+    """The profile a row runs under: `numbers` itself, or (a shared fit) the row's own backend
+    settings with `numbers`' fitted values."""
+    if settings is None:
+        return numbers
+    return settings[row.backend].with_params(**shared_params(numbers))
+
+
+def shared_params(profile: BackendProfile) -> dict[str, float]:
+    return {name: float(getattr(profile, name)) for name in SHARED_PARAMS}
+
+
+def loss(
+    cases: Sequence[Case],
+    profile: BackendProfile,
+    center: BackendProfile | None = None,
+    settings: Settings | None = None,
+) -> float:
+    values = [case_loss(c, case_profile(c[0], profile, settings)) for c in cases]
+    kept = [v for v in values if not math.isnan(v)]
+    return float(np.mean(kept)) + scale_penalty(profile, center) if kept else math.inf
 
 
 def _candidates(name: str, value: float, step: float) -> list[float]:
@@ -109,17 +151,24 @@ def _candidates(name: str, value: float, step: float) -> list[float]:
 
 
 def fit_backend(
-    cases: Sequence[Case], prior: BackendProfile, fitted_on: str = ""
+    cases: Sequence[Case],
+    prior: BackendProfile,
+    fitted_on: str = "",
+    center: BackendProfile | None = None,
+    settings: Settings | None = None,
 ) -> BackendProfile:
-    """Coordinate search from `prior` over FITTED_PARAMS (the policy stays the prior's); returns
-    the best profile found."""
-    best, best_loss = prior, loss(cases, prior)
+    """Coordinate search over FITTED_PARAMS from `prior` (whose policy stays), the scales
+    penalized by their distance from `center`'s (default 1); returns the best profile found.
+    With `settings`, each case runs under its own backend's settings and only SHARED_PARAMS are
+    fitted (a shared fit)."""
+    best, best_loss = prior, loss(cases, prior, center, settings)
+    names = SHARED_PARAMS if settings is not None else FITTED_PARAMS
     for step in STEPS:
-        for name in FITTED_PARAMS:
+        for name in names:
             for value in _candidates(name, getattr(best, name), step):
                 try:
                     trial = best.with_params(**{name: value})
-                    trial_loss = loss(cases, trial)
+                    trial_loss = loss(cases, trial, center, settings)
                 except InputError:
                     continue
                 if trial_loss < best_loss - 1e-9:
@@ -143,6 +192,27 @@ def training_cases(
     return cases
 
 
+def _without(exclude_model: str | None) -> str:
+    return f" except {exclude_model}" if exclude_model else ""
+
+
+def fit_shared(
+    rows: Sequence[SiliconRow], priors: Settings, exclude_model: str | None
+) -> BackendProfile | None:
+    """The numbers every backend shares, fitted on all backends' training rows together (None
+    when they are fewer than MIN_FIT_ROWS)."""
+    cases = [c for backend in priors for c in training_cases(rows, backend, exclude_model)]
+    if len(cases) < MIN_FIT_ROWS:
+        return None
+    if len(cases) > MAX_SHARED_ROWS:
+        pick = np.random.default_rng(0).choice(len(cases), MAX_SHARED_ROWS, replace=False)
+        cases = [cases[i] for i in sorted(pick)]
+    start = next(iter(priors.values())).with_params(name="shared")  # type: ignore[arg-type]
+    return fit_backend(
+        cases, start, "silicon rows of every backend" + _without(exclude_model), settings=priors
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class FitJob:
     backend: str
@@ -150,51 +220,63 @@ class FitJob:
 
 
 def run_fit(
-    job: FitJob, rows: Sequence[SiliconRow], priors: dict[str, BackendProfile]
+    job: FitJob, rows: Sequence[SiliconRow], priors: Settings, shared: BackendProfile | None
 ) -> BackendProfile:
+    """One backend's profile: fitted from (and centered on) the shared numbers, or the shared
+    numbers as they are when the backend has too few training rows (the prior without them)."""
     cases = training_cases(rows, job.backend, job.exclude_model)
     prior = priors[job.backend]
+    if shared is not None:
+        prior = prior.with_params(**shared_params(shared))
     if len(cases) < MIN_FIT_ROWS:
-        return prior.with_params(fitted_on=(f"prior (only {len(cases)} training rows)",))  # type: ignore[arg-type]
-    what = f"silicon rows of {job.backend}" + (
-        f" except {job.exclude_model}" if job.exclude_model else ""
-    )
-    return fit_backend(cases, prior, what)
+        what = "shared numbers" if shared is not None else "prior"
+        return prior.with_params(fitted_on=(f"{what} (only {len(cases)} training rows)",))  # type: ignore[arg-type]
+    what = f"silicon rows of {job.backend}" + _without(job.exclude_model)
+    return fit_backend(cases, prior, what, center=shared)
 
 
-def _run_fit_star(
-    args: tuple[FitJob, Sequence[SiliconRow], dict[str, BackendProfile]],
-) -> BackendProfile:
-    return run_fit(*args)
-
-
-def fit_all(
-    jobs: Sequence[FitJob],
-    rows: Sequence[SiliconRow],
-    priors: dict[str, BackendProfile],
-    workers: int = 1,
-    advance: Callable[[float], None] | None = None,
-) -> dict[FitJob, BackendProfile]:
-    """Run fit jobs (in worker processes when workers > 1)."""
-    args = [(job, rows, priors) for job in jobs]
-    out: dict[FitJob, BackendProfile] = {}
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for job, profile in zip(jobs, pool.map(_run_fit_star, args), strict=True):
-                out[job] = profile
+def _pmap(
+    fn: Callable[..., T],
+    args: Sequence[tuple[object, ...]],
+    workers: int,
+    advance: Callable[[float], None] | None,
+) -> list[T]:
+    """fn(*a) for each a, in worker processes when workers > 1, in order."""
+    out: list[T] = []
+    if workers > 1 and len(args) > 1:
+        with ProcessPoolExecutor(max_workers=min(workers, len(args))) as pool:
+            for result in pool.map(fn, *zip(*args, strict=True)):
+                out.append(result)
                 if advance:
                     advance(1)
         return out
-    for job, arg in zip(jobs, args, strict=True):
-        out[job] = _run_fit_star(arg)
+    for a in args:
+        out.append(fn(*a))
         if advance:
             advance(1)
     return out
 
 
+def fit_all(
+    jobs: Sequence[FitJob],
+    rows: Sequence[SiliconRow],
+    priors: Settings,
+    workers: int = 1,
+    advance: Callable[[float], None] | None = None,
+) -> dict[FitJob, BackendProfile]:
+    """Run fit jobs: the shared fit of each excluded model first, then the backends."""
+    excluded = sorted({job.exclude_model or "" for job in jobs})
+    shared_fits = _pmap(
+        fit_shared, [(rows, priors, name or None) for name in excluded], workers, advance
+    )
+    shared = dict(zip(excluded, shared_fits, strict=True))
+    args = [(job, rows, priors, shared[job.exclude_model or ""]) for job in jobs]
+    return dict(zip(jobs, _pmap(run_fit, args, workers, advance), strict=True))
+
+
 def fit_on_all(
     rows: Sequence[SiliconRow],
-    priors: dict[str, BackendProfile] | None = None,
+    priors: Settings | None = None,
     workers: int = 1,
     advance: Callable[[float], None] | None = None,
 ) -> dict[str, BackendProfile]:
