@@ -124,3 +124,40 @@ def test_leave_one_model_out_keeps_priors_when_data_is_scarce() -> None:
     results, fitted = fit.leave_one_model_out(read_silicon(FIXTURE), max_requests=8)
     assert len(results) == 7 and sum(r.supported for r in results) == 3
     assert fitted and all("prior" in p.fitted_on[0] for p in fitted.values())
+
+
+def test_scale_penalty_is_zero_at_its_center_and_grows_away_from_it() -> None:
+    from servesim.validate import fit
+
+    center = fit.PRIORS["vllm"].with_params(compute_scale=0.8)
+    assert fit.scale_penalty(center, center) == 0.0
+    assert fit.scale_penalty(fit.PRIORS["vllm"]) == 0.0  # default center: scales of 1
+    near = center.with_params(compute_scale=0.7)
+    far = center.with_params(compute_scale=0.4)
+    assert 0 < fit.scale_penalty(near, center) < fit.scale_penalty(far, center)
+
+
+def test_shared_numbers_run_under_each_rows_own_engine_settings() -> None:
+    from servesim.validate import fit
+
+    rows = {r.id: r for r in read_silicon(FIXTURE)}
+    numbers = BackendProfile("shared", policy="vllm", compute_scale=0.5, desync=0.9)
+    profile = fit.case_profile(rows["disagg_c4"], numbers, fit.PRIORS)  # a trtllm row
+    trtllm = fit.PRIORS["trtllm"]
+    assert (profile.name, profile.policy, profile.fp8_kv_cache) == (
+        "trtllm",
+        trtllm.policy,
+        trtllm.fp8_kv_cache,
+    )
+    assert profile.compute_scale == 0.5
+    assert profile.desync == trtllm.desync  # how clients drift is the engine's own
+    assert fit.case_profile(rows["disagg_c4"], numbers, None) is numbers
+
+
+def test_fit_keeps_the_engines_documented_policy() -> None:
+    from servesim.validate import fit
+
+    rows = read_silicon(FIXTURE)
+    cases = [(r, t) for r in rows if (t := classify(r).target) is not None]
+    for name in ("sglang", "trtllm"):
+        assert fit.fit_backend(cases, fit.PRIORS[name]).policy == fit.PRIORS[name].policy
