@@ -376,8 +376,14 @@ def test_decode_curve_latency_and_throughput() -> None:
 
 
 @settings(max_examples=60)
-@given(st.floats(1.0, 50.0), st.floats(0.0, 0.01), st.floats(0.0, 1.0), st.floats(0.005, 0.5),
-       st.integers(1, 4096), st.integers(1, 300))
+@given(
+    st.floats(1.0, 50.0),
+    st.floats(0.0, 0.01),
+    st.floats(0.0, 1.0),
+    st.floats(0.005, 0.5),
+    st.integers(1, 4096),
+    st.integers(1, 300),
+)
 def test_max_batch_for_tpot_matches_brute_force(
     a: float, b: float, c: float, slo: float, ctx: int, cap: int
 ) -> None:

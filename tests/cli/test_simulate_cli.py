@@ -47,7 +47,10 @@ def test_out_folder_and_timeline(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert run_app([*SMALL, "--out", str(out), "--timeline", str(out / "trace.json")]) == 0
     assert {p.name for p in out.iterdir()} >= {
-        "summary.json", "records.csv", "instances.csv", "trace.json"
+        "summary.json",
+        "records.csv",
+        "instances.csv",
+        "trace.json",
     }
     assert "traceEvents" in json.loads((out / "trace.json").read_text())
 

@@ -52,14 +52,18 @@ def disagg(
     return Deployment(MODEL, cluster, groups, kv_transfer=kv_transfer)
 
 
-def workload(rate: float, num: int, isl: int = 512, osl: int = 16,
-             poisson: bool = True) -> OpenLoopWorkload:
+def workload(
+    rate: float, num: int, isl: int = 512, osl: int = 16, poisson: bool = True
+) -> OpenLoopWorkload:
     arrivals = Poisson(rate) if poisson else Deterministic(rate)
     return OpenLoopWorkload(arrivals, Fixed(isl, osl), num)
 
 
 def run(
-    dep: Deployment, wl: object, affinity: str = "high", transport: FlowTransport | None = None,
+    dep: Deployment,
+    wl: object,
+    affinity: str = "high",
+    transport: FlowTransport | None = None,
     seed: int = 0,
 ) -> tuple[SimResult, FlowTransport]:
     """Simulate with a FlowTransport (stub latencies); the result and the transport."""

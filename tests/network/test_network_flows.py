@@ -34,8 +34,9 @@ def test_equal_flows_each_get_one_nth(num_flows: int) -> None:
 def test_three_links_four_flows_finish_times() -> None:
     # Rates (see test_network_maxmin): 0.5, 0.5, 0.75, 0.75 GB/s with 1 GB each.
     net = FlowNetwork([1 * GB, 2 * GB, 3 * GB])
-    ids = net.start_many(0.0, [((0, 1, 2), 1 * GB, 0), ((0,), 1 * GB, 1), ((1,), 1 * GB, 2),
-                               ((1, 2), 1 * GB, 3)])
+    ids = net.start_many(
+        0.0, [((0, 1, 2), 1 * GB, 0), ((0,), 1 * GB, 1), ((1,), 1 * GB, 2), ((1, 2), 1 * GB, 3)]
+    )
     # f2, f3 at 0.75 GB/s finish first, at 4/3 s; f0, f1 then have 1/3 GB left at 0.5 GB/s,
     # and L0 (1 GB/s) is their bottleneck: 0.5 GB/s each until 2 s.
     assert [net.finish_time(i) for i in ids] == pytest.approx([2.0, 2.0, 4 / 3, 4 / 3])
@@ -156,8 +157,13 @@ def _engine_loop(net: FlowNetwork, specs: list[FlowSpec]) -> list[FlowRecord]:
 
 
 def test_engine_heap_protocol_matches_replay() -> None:
-    specs = [FlowSpec(0.0, (0, 1), 3.0), FlowSpec(0.5, (1,), 2.0), FlowSpec(0.5, (1, 2), 1.0),
-             FlowSpec(2.0, (2,), 4.0), FlowSpec(2.0, (0,), 1.0)]
+    specs = [
+        FlowSpec(0.0, (0, 1), 3.0),
+        FlowSpec(0.5, (1,), 2.0),
+        FlowSpec(0.5, (1, 2), 1.0),
+        FlowSpec(2.0, (2,), 4.0),
+        FlowSpec(2.0, (0,), 1.0),
+    ]
     caps = [1.0, 2.0, 1.5]
     by_engine = _engine_loop(FlowNetwork(caps), specs)
     by_replay = replay_flows(FlowNetwork(caps), specs)

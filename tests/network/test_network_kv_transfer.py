@@ -45,15 +45,24 @@ def test_tp3_to_tp2_splits_the_middle_shard() -> None:
 
 def test_pp_stages_map_layers() -> None:
     # Prefill pp=2 (layers 0-1, 2-3), decode pp=1: every layer goes to the one decode stage.
-    flows = kv_shard_flows(((0,), (1,)), ((8,),), num_tokens=10, kv_bytes_per_token=4.0,
-                           num_layers=4)
+    flows = kv_shard_flows(
+        ((0,), (1,)), ((8,),), num_tokens=10, kv_bytes_per_token=4.0, num_layers=4
+    )
     assert [(f.src_gpu, f.dst_gpu, f.num_bytes, f.first_layer, f.num_layers) for f in flows] == [
-        (0, 8, 20.0, 0, 2), (1, 8, 20.0, 2, 2)]
+        (0, 8, 20.0, 0, 2),
+        (1, 8, 20.0, 2, 2),
+    ]
 
 
 @settings(max_examples=60, deadline=None)
-@given(tp_p=st.integers(1, 8), pp_p=st.integers(1, 4), tp_d=st.integers(1, 8),
-       pp_d=st.integers(1, 4), num_tokens=st.integers(0, 4096), num_layers=st.integers(4, 96))
+@given(
+    tp_p=st.integers(1, 8),
+    pp_p=st.integers(1, 4),
+    tp_d=st.integers(1, 8),
+    pp_d=st.integers(1, 4),
+    num_tokens=st.integers(0, 4096),
+    num_layers=st.integers(4, 96),
+)
 def test_kv_bytes_are_one_copy_of_the_cache(
     tp_p: int, pp_p: int, tp_d: int, pp_d: int, num_tokens: int, num_layers: int
 ) -> None:
@@ -65,10 +74,10 @@ def test_kv_bytes_are_one_copy_of_the_cache(
 
 
 def test_after_prefill_and_layerwise_timing() -> None:
-    topo = Topology(num_nodes=2, gpus_per_node=1, nics_per_node=1, nic_gbps=8.0,
-                    inter_node_latency_s=0.0)  # 1 GB/s between nodes
-    shards = kv_shard_flows(((0,),), ((1,),), num_tokens=1, kv_bytes_per_token=4e9,
-                            num_layers=4)
+    topo = Topology(
+        num_nodes=2, gpus_per_node=1, nics_per_node=1, nic_gbps=8.0, inter_node_latency_s=0.0
+    )  # 1 GB/s between nodes
+    shards = kv_shard_flows(((0,),), ((1,),), num_tokens=1, kv_bytes_per_token=4e9, num_layers=4)
     after = plan_kv_flows(topo, shards, "after_prefill", 1.0, 3.0, num_layers=4)
     assert (after[0].start_s, after[0].not_before_s) == (3.0, 3.0)
     layer = plan_kv_flows(topo, shards, "layerwise", 1.0, 3.0, num_layers=4)
@@ -96,37 +105,63 @@ shapes = st.tuples(st.integers(1, 4), st.integers(1, 3))
 
 
 @settings(max_examples=60, deadline=None)
-@given(prefill=shapes, decode=shapes, nic_gbps=st.floats(10.0, 400.0),
-       num_tokens=st.integers(1, 4096), prefill_s=st.floats(0.0, 2.0),
-       nics=st.integers(1, 4), affinity=st.sampled_from(["high", "low"]))
+@given(
+    prefill=shapes,
+    decode=shapes,
+    nic_gbps=st.floats(10.0, 400.0),
+    num_tokens=st.integers(1, 4096),
+    prefill_s=st.floats(0.0, 2.0),
+    nics=st.integers(1, 4),
+    affinity=st.sampled_from(["high", "low"]),
+)
 def test_layerwise_is_never_slower_than_after_prefill(
-    prefill: tuple[int, int], decode: tuple[int, int], nic_gbps: float, num_tokens: int,
-    prefill_s: float, nics: int, affinity: str,
+    prefill: tuple[int, int],
+    decode: tuple[int, int],
+    nic_gbps: float,
+    num_tokens: int,
+    prefill_s: float,
+    nics: int,
+    affinity: str,
 ) -> None:
     if affinity == "low":
         decode = (min(decode[0], 8 - prefill[0]), prefill[1])
-    topo = Topology(num_nodes=4, gpus_per_node=8, nic_gbps=nic_gbps, nics_per_node=nics,
-                    oversubscription=2.0, nodes_per_leaf=2)
-    placed = place_instances(topo, [InstanceShape(*prefill, "prefill"),
-                                    InstanceShape(*decode, "decode")], affinity)
+    topo = Topology(
+        num_nodes=4,
+        gpus_per_node=8,
+        nic_gbps=nic_gbps,
+        nics_per_node=nics,
+        oversubscription=2.0,
+        nodes_per_leaf=2,
+    )
+    placed = place_instances(
+        topo, [InstanceShape(*prefill, "prefill"), InstanceShape(*decode, "decode")], affinity
+    )
     shards = kv_shard_flows(placed[0], placed[1], num_tokens, 2 * 40 * 5120 * 2.0, 40)
-    times = {mode: _transfer_s(topo, plan_kv_flows(topo, shards, mode, 1.0, 1.0 + prefill_s, 40),
-                               1.0 + prefill_s)
-             for mode in ("after_prefill", "layerwise")}
+    times = {
+        mode: _transfer_s(
+            topo, plan_kv_flows(topo, shards, mode, 1.0, 1.0 + prefill_s, 40), 1.0 + prefill_s
+        )
+        for mode in ("after_prefill", "layerwise")
+    }
     assert times["layerwise"] <= times["after_prefill"] * (1 + 1e-9) + 1e-12
 
 
 @settings(max_examples=40, deadline=None)
-@given(nic_gbps=st.floats(10.0, 400.0), factor=st.floats(1.0, 8.0),
-       num_tokens=st.integers(1, 4096), mode=st.sampled_from(["after_prefill", "layerwise"]))
+@given(
+    nic_gbps=st.floats(10.0, 400.0),
+    factor=st.floats(1.0, 8.0),
+    num_tokens=st.integers(1, 4096),
+    mode=st.sampled_from(["after_prefill", "layerwise"]),
+)
 def test_kv_transfer_time_never_rises_with_nic_bandwidth(
     nic_gbps: float, factor: float, num_tokens: int, mode: str
 ) -> None:
     times = []
     for gbps in (nic_gbps, nic_gbps * factor):
         topo = Topology(num_nodes=2, gpus_per_node=8, nic_gbps=gbps, nics_per_node=2)
-        placed = place_instances(topo, [InstanceShape(8, 1, "prefill"),
-                                        InstanceShape(4, 2, "decode")])
+        placed = place_instances(
+            topo, [InstanceShape(8, 1, "prefill"), InstanceShape(4, 2, "decode")]
+        )
         shards = kv_shard_flows(placed[0], placed[1], num_tokens, 1e5, 40)
         times.append(_transfer_s(topo, plan_kv_flows(topo, shards, mode, 0.0, 0.5, 40), 0.5))
     assert times[1] <= times[0] * (1 + 1e-9) + 1e-12

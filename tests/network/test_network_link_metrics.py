@@ -29,14 +29,18 @@ def test_utilization_and_bottleneck() -> None:
 def test_utilization_over_time_bins_the_rate_steps() -> None:
     series = [(0.0, 10.0), (1.0, 0.0), (1.25, 5.0), (1.75, 0.0)]
     assert utilization_over_time(series, 10.0, end_s=2.0, bin_s=0.5) == pytest.approx(
-        [1.0, 1.0, 0.25, 0.25])
+        [1.0, 1.0, 0.25, 0.25]
+    )
 
 
 def test_kv_like_run_names_the_nic_as_bottleneck() -> None:
     topo = Topology(num_nodes=2, gpus_per_node=2, nics_per_node=1, nic_gbps=80.0)
     net = FlowNetwork(topo.capacities_bytes_per_s(), topo.latencies_s())
-    specs = [FlowSpec(0.0, topo.path(0, 2), 1e9), FlowSpec(0.0, topo.path(1, 3), 1e9),
-             FlowSpec(0.0, topo.path(0, 1), 1e9)]
+    specs = [
+        FlowSpec(0.0, topo.path(0, 2), 1e9),
+        FlowSpec(0.0, topo.path(1, 3), 1e9),
+        FlowSpec(0.0, topo.path(0, 1), 1e9),
+    ]
     records = replay_flows(net, specs)
     span_s = max(r.finish_s for r in records)
     names = [link.name for link in topo.links()]
@@ -48,7 +52,9 @@ def test_kv_like_run_names_the_nic_as_bottleneck() -> None:
 
 
 def test_transfer_time_by_tag_spans_all_flows_of_a_request() -> None:
-    records = [FlowRecord(0, "r1", (0,), 1.0, 1.0, 2.0, 0),
-               FlowRecord(1, "r1", (1,), 1.0, 1.5, 3.0, 1),
-               FlowRecord(2, "r2", (1,), 1.0, 0.0, 0.5, 1)]
+    records = [
+        FlowRecord(0, "r1", (0,), 1.0, 1.0, 2.0, 0),
+        FlowRecord(1, "r1", (1,), 1.0, 1.5, 3.0, 1),
+        FlowRecord(2, "r2", (1,), 1.0, 0.0, 0.5, 1),
+    ]
     assert transfer_time_by_tag(records) == {"r1": 2.0, "r2": 0.5}

@@ -14,8 +14,11 @@ def _topo(num_nodes: int = 2, gpus_per_node: int = 8) -> Topology:
 
 
 def test_first_fit_fills_nodes_in_order() -> None:
-    shapes = [InstanceShape(4, 1, "prefill"), InstanceShape(2, 2, "decode"),
-              InstanceShape(4, 1, "colocated")]
+    shapes = [
+        InstanceShape(4, 1, "prefill"),
+        InstanceShape(2, 2, "decode"),
+        InstanceShape(4, 1, "colocated"),
+    ]
     placed = place_instances(_topo(), shapes)
     assert placed == [((0, 1, 2, 3),), ((4, 5), (6, 7)), ((8, 9, 10, 11),)]
 
@@ -27,8 +30,11 @@ def test_pipeline_stages_may_span_nodes() -> None:
 
 def test_low_affinity_puts_same_stage_on_one_node() -> None:
     topo = _topo(num_nodes=3, gpus_per_node=8)
-    shapes = [InstanceShape(2, 3, "prefill"), InstanceShape(4, 3, "decode"),
-              InstanceShape(1, 1, "colocated")]
+    shapes = [
+        InstanceShape(2, 3, "prefill"),
+        InstanceShape(4, 3, "decode"),
+        InstanceShape(1, 1, "colocated"),
+    ]
     prefill, decode, colocated = place_instances(topo, shapes, affinity="low")
     for p_stage, d_stage in zip(prefill, decode, strict=True):
         assert {topo.node_of(g) for g in p_stage + d_stage} == {topo.node_of(p_stage[0])}
@@ -53,19 +59,24 @@ def test_too_many_gpus_is_rejected_with_numbers() -> None:
 
 
 def test_fragmentation_reports_free_gpus_per_node() -> None:
-    shapes = [InstanceShape(3, 1, "prefill"), InstanceShape(3, 1, "prefill"),
-              InstanceShape(2, 1, "decode")]
+    shapes = [
+        InstanceShape(3, 1, "prefill"),
+        InstanceShape(3, 1, "prefill"),
+        InstanceShape(2, 1, "decode"),
+    ]
     with pytest.raises(InputError, match=r"shapes\[2\].*needs 2 free GPUs on one node; .*\[1, 1\]"):
         place_instances(_topo(num_nodes=2, gpus_per_node=4), shapes)
 
 
 def test_low_affinity_needs_equal_pp_and_room_on_a_node() -> None:
     with pytest.raises(InputError, match=r"shapes\[1\]\.pp=1 .*pp=2"):
-        place_instances(_topo(), [InstanceShape(2, 2, "prefill"), InstanceShape(2, 1, "decode")],
-                        affinity="low")
+        place_instances(
+            _topo(), [InstanceShape(2, 2, "prefill"), InstanceShape(2, 1, "decode")], affinity="low"
+        )
     with pytest.raises(InputError, match=r"needs 6\+4 free GPUs on one node"):
-        place_instances(_topo(), [InstanceShape(6, 1, "prefill"), InstanceShape(4, 1, "decode")],
-                        affinity="low")
+        place_instances(
+            _topo(), [InstanceShape(6, 1, "prefill"), InstanceShape(4, 1, "decode")], affinity="low"
+        )
 
 
 def test_bad_role_tp_and_affinity() -> None:

@@ -14,8 +14,9 @@ from .factories import disagg
 
 
 def test_topology_from_cluster_converts_totals_to_per_direction_gbps() -> None:
-    cluster = make_cluster("h100-sxm", num_nodes=3, nic_gbps=400.0, nics_per_node=4,
-                           oversubscription=2.0)
+    cluster = make_cluster(
+        "h100-sxm", num_nodes=3, nic_gbps=400.0, nics_per_node=4, oversubscription=2.0
+    )
     topo = Topology.from_cluster(cluster, nodes_per_leaf=2)
     assert topo.num_nodes == 3 and topo.gpus_per_node == 8 and topo.nics_per_node == 4
     assert topo.nvlink_gbps == pytest.approx(900 / 2 * 8)  # 900 GB/s total -> 3600 Gbps
@@ -33,8 +34,12 @@ def test_goodput_never_falls_when_nic_bandwidth_rises() -> None:
     cluster = make_cluster("a100-80gb", num_nodes=2, gpus_per_node=2, nic_gbps=1.0)
     dep = Deployment(base.model, cluster, base.groups)
     points = goodput_vs_nic(
-        dep, lambda rate: OpenLoopWorkload(Poisson(rate), Fixed(512, 16), 80), [0.5, 200.0],
-        SloSpec(ttft_s=0.5, tpot_s=0.1), bound_per_s=20.0, probe_rate_per_s=2.0,
+        dep,
+        lambda rate: OpenLoopWorkload(Poisson(rate), Fixed(512, 16), 80),
+        [0.5, 200.0],
+        SloSpec(ttft_s=0.5, tpot_s=0.1),
+        bound_per_s=20.0,
+        probe_rate_per_s=2.0,
         bisection=BisectionSpec(rel_tol=0.1),
     )
     assert [p.nic_gbps for p in points] == [0.5, 200.0]

@@ -65,8 +65,14 @@ def test_single_switch_has_no_fabric_links() -> None:
 
 
 def test_leaf_spine_crosses_uplinks_only_between_leaves() -> None:
-    topo = Topology(num_nodes=4, gpus_per_node=2, nics_per_node=1, nic_gbps=100.0,
-                    oversubscription=4.0, nodes_per_leaf=2)
+    topo = Topology(
+        num_nodes=4,
+        gpus_per_node=2,
+        nics_per_node=1,
+        nic_gbps=100.0,
+        oversubscription=4.0,
+        nodes_per_leaf=2,
+    )
     assert topo.num_leaves == 2
     assert _names(topo, topo.path(0, 2)) == ["n0.nic0.tx", "n1.nic0.rx"]
     across = topo.path(0, 4)

@@ -93,8 +93,11 @@ def test_lone_transfer_takes_latency_plus_shard_bytes_over_nic() -> None:
 def test_low_affinity_keeps_transfers_on_nvlink() -> None:
     dep = disagg(25.0, tp=(2, 2), num_instances=(2, 2))
     _, tr_low = run(dep, workload(10, 100), affinity="low")
-    names = [link.name for link, b in zip(tr_low.topology.links(), tr_low.link_bytes(),
-                                          strict=True) if b > 0]
+    names = [
+        link.name
+        for link, b in zip(tr_low.topology.links(), tr_low.link_bytes(), strict=True)
+        if b > 0
+    ]
     assert names and all("nvlink" in n for n in names)
 
 
@@ -121,8 +124,10 @@ def test_layerwise_never_slower_than_after_prefill_for_a_lone_request(
 ) -> None:
     ttft = {}
     for mode in ("after_prefill", "layerwise"):
-        result, _ = run(disagg(nic_gbps, tp=tps, num_instances=(1, 1), kv_transfer=mode),
-                        workload(1.0, 1, isl=isl, osl=4))
+        result, _ = run(
+            disagg(nic_gbps, tp=tps, num_instances=(1, 1), kv_transfer=mode),
+            workload(1.0, 1, isl=isl, osl=4),
+        )
         ttft[mode] = float(result.records.first_token_s[0] - result.records.arrival_s[0])
     assert ttft["layerwise"] <= ttft["after_prefill"] * (1 + 1e-12)
 
@@ -132,21 +137,29 @@ def test_layerwise_lone_transfer_matches_plan_kv_flows() -> None:
     result, tr = run(dep, workload(1.0, 1, isl=1800, osl=4))
     rec = result.records
     start_s, end_s = float(rec.prefill_start_s[0]), float(rec.prefill_end_s[0])
-    prefill, decode = tr.placements[int(rec.prefill_instance[0])], tr.placements[
-        int(rec.decode_instance[0])]
+    prefill, decode = (
+        tr.placements[int(rec.prefill_instance[0])],
+        tr.placements[int(rec.decode_instance[0])],
+    )
     shards = kv_shard_flows(prefill, decode, 1800, KV_PER_TOKEN, MODEL.num_layers)
     plans = plan_kv_flows(tr.topology, shards, "layerwise", start_s, end_s, MODEL.num_layers)
-    alone = [p.start_s + tr.topology.path_latency_s(p.path)
-             + p.shard.num_bytes / tr.topology.path_bandwidth_bytes_per_s(p.path) for p in plans]
+    alone = [
+        p.start_s
+        + tr.topology.path_latency_s(p.path)
+        + p.shard.num_bytes / tr.topology.path_bandwidth_bytes_per_s(p.path)
+        for p in plans
+    ]
     assert rec.kv_end_s[0] == pytest.approx(kv_ready_s(plans, alone), rel=1e-9)
     assert rec.kv_end_s[0] > end_s
 
 
 def test_two_transfers_on_one_link_share_it_after_a_hand_over() -> None:
-    topo = Topology(num_nodes=2, gpus_per_node=1, nic_gbps=8.0, nics_per_node=1,
-                    inter_node_latency_s=0.0)
-    placements = place_instances(topo, [InstanceShape(1, 1, "prefill"),
-                                        InstanceShape(1, 1, "decode")])
+    topo = Topology(
+        num_nodes=2, gpus_per_node=1, nic_gbps=8.0, nics_per_node=1, inter_node_latency_s=0.0
+    )
+    placements = place_instances(
+        topo, [InstanceShape(1, 1, "prefill"), InstanceShape(1, 1, "decode")]
+    )
     tr = FlowTransport(topo, placements, num_layers=4)
     [(a, a_end)] = tr.start(0.0, 0, 0, 1, 2e9)  # 1e9 bytes/s: alone it ends at 2 s
     assert a_end == pytest.approx(2.0) and tr.num_solo == 1
@@ -161,17 +174,18 @@ def test_two_transfers_on_one_link_share_it_after_a_hand_over() -> None:
 
 def test_a_transfer_re_arms_until_its_last_shard_flow_ends() -> None:
     """Uneven shards (PP 2 -> PP 1 with an odd layer split) end at different times."""
-    topo = Topology(num_nodes=2, gpus_per_node=2, nic_gbps=8.0, nics_per_node=2,
-                    inter_node_latency_s=0.0)
-    placements = place_instances(topo, [InstanceShape(1, 2, "prefill"),
-                                        InstanceShape(1, 1, "decode")])
+    topo = Topology(
+        num_nodes=2, gpus_per_node=2, nic_gbps=8.0, nics_per_node=2, inter_node_latency_s=0.0
+    )
+    placements = place_instances(
+        topo, [InstanceShape(1, 2, "prefill"), InstanceShape(1, 1, "decode")]
+    )
     tr = FlowTransport(topo, placements, num_layers=3)
     [(tid, first_s)] = tr.start(0.0, 0, 0, 1, 3e9)
     second = tr.complete(first_s, tid)
     assert [t for t, _ in second] == [tid] and second[0][1] > first_s
     assert tr.complete(second[0][1], tid) == []
     assert math.isclose(tr.bytes_moved, 3e9)
-
 
 
 def drive(tr: FlowTransport, starts: list[tuple[float, int, int, float]]) -> dict[int, float]:
@@ -204,10 +218,15 @@ def drive(tr: FlowTransport, starts: list[tuple[float, int, int, float]]) -> dic
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.tuples(st.floats(0.0, 2.0), st.integers(0, 1), st.integers(2, 3),
-                          st.floats(1e6, 3e9)), min_size=1, max_size=12))
+@given(
+    st.lists(
+        st.tuples(st.floats(0.0, 2.0), st.integers(0, 1), st.integers(2, 3), st.floats(1e6, 3e9)),
+        min_size=1,
+        max_size=12,
+    )
+)
 def test_merged_shards_of_mixed_tp_on_one_nic_match_the_reference(
-    starts: list[tuple[float, int, int, float]]
+    starts: list[tuple[float, int, int, float]],
 ) -> None:
     """One NIC per node: a transfer's shards all cross the same two NIC links, so the fast
     transport runs them as one flow of weight = number of shards (here 4, 2 or 1 ... by TP
@@ -219,5 +238,6 @@ def test_merged_shards_of_mixed_tp_on_one_nic_match_the_reference(
     fast_ends, reference_ends = drive(fast, starts), drive(reference, starts)
     assert len(fast_ends) == len(starts) == reference.num_transfers
     assert [fast_ends[t] for t in sorted(fast_ends)] == pytest.approx(
-        [reference_ends[t] for t in sorted(reference_ends)], rel=1e-9, abs=1e-12)
+        [reference_ends[t] for t in sorted(reference_ends)], rel=1e-9, abs=1e-12
+    )
     assert fast.link_bytes() == pytest.approx(reference.link_bytes(), rel=1e-9)

@@ -54,7 +54,8 @@ def test_raw_rows_are_the_closed_forms(capsys: pytest.CaptureFixture[str]) -> No
     assert single_unstable == [False, False, True, True, True]
     assert rep["rows"][-1]["ttft_s"]["inter"] is None
     assert rep["crossover_rate_per_s"] == pytest.approx(
-        crossover_rate_per_s(options["intra"], options["inter"]))
+        crossover_rate_per_s(options["intra"], options["inter"])
+    )
     assert rep["inputs"]["service_s"] == d and rep["inputs"]["speedup"] == pytest.approx(k)
     assert rep["inputs"]["stage_s"] == pytest.approx(d / 2)
     assert rep["inputs"]["pipeline_latency_s"] == d
@@ -84,8 +85,11 @@ def test_ttft_slo_rates_meet_the_slo_exactly(capsys: pytest.CaptureFixture[str])
     rep = run_json(capsys, "--service-s", "0.3", "--speedup", "1.6", "--ttft-slo", "1.0")
     mean_rates = rep["max_rate_for_mean_ttft_slo_per_s"]
     p90_rates = rep["max_rate_for_p90_ttft_slo_per_s"]
-    options = {"single": single_device(0.3), "inter": inter_op_even(0.3, 2),
-               "intra": intra_op(0.3, 1.6)}
+    options = {
+        "single": single_device(0.3),
+        "inter": inter_op_even(0.3, 2),
+        "intra": intra_op(0.3, 1.6),
+    }
     for name, option in options.items():
         assert mean_ttft_or_none_s(option, mean_rates[name]) == pytest.approx(1.0, rel=1e-9)
         assert 0 < p90_rates[name] < mean_rates[name]  # p90 sits above the mean
@@ -127,8 +131,10 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.fixture(scope="module")
 def opt66b_models() -> dict[str, Any]:
     model, cluster = build_model("opt-66b"), build_cluster("a100-80gb")
-    return {name: build_latency_model(model, cluster, ParallelSpec(tp, pp))
-            for name, (tp, pp) in {"single": (1, 1), "inter": (1, 2), "intra": (2, 1)}.items()}
+    return {
+        name: build_latency_model(model, cluster, ParallelSpec(tp, pp))
+        for name, (tp, pp) in {"single": (1, 1), "inter": (1, 2), "intra": (2, 1)}.items()
+    }
 
 
 def test_setup_form_takes_d_and_k_from_the_latency_model(
@@ -155,14 +161,32 @@ def test_setup_form_slower_link_lowers_k(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_workload_form_is_mg1(capsys: pytest.CaptureFixture[str]) -> None:
-    rep = run_json(capsys, "--model", "opt-66b", "--workload", "humaneval", "--samples", "4000",
-                   "--ttft-slo", "1.0")
+    rep = run_json(
+        capsys,
+        "--model",
+        "opt-66b",
+        "--workload",
+        "humaneval",
+        "--samples",
+        "4000",
+        "--ttft-slo",
+        "1.0",
+    )
     assert rep["inputs"]["model"] == "M/G/1" and rep["inputs"]["service_scv"] > 0
     assert rep["setup"]["workload"] == "humaneval" and rep["setup"]["samples"] == 4000
     assert rep["max_rate_for_p90_ttft_slo_per_s"] is None  # no exact M/G/1 percentile
     assert rep["max_rate_for_mean_ttft_slo_per_s"]["inter"] > 0
-    again = run_json(capsys, "--model", "opt-66b", "--workload", "humaneval", "--samples", "4000",
-                     "--ttft-slo", "1.0")
+    again = run_json(
+        capsys,
+        "--model",
+        "opt-66b",
+        "--workload",
+        "humaneval",
+        "--samples",
+        "4000",
+        "--ttft-slo",
+        "1.0",
+    )
     assert again == rep  # the same seed gives the same answer
 
 
@@ -171,8 +195,17 @@ def test_decode_side_respects_the_tpot_slo(
 ) -> None:
     tensor, pipe = opt66b_models["intra"], opt66b_models["inter"]
     slo = 1.2 * tpot_s(tensor, 1, 256)  # TP=2 meets it up to some batch
-    rep = run_json(capsys, "--model", "opt-66b", "--input-len", "512", "--tpot-slo", str(slo),
-                   "--context-len", "256")
+    rep = run_json(
+        capsys,
+        "--model",
+        "opt-66b",
+        "--input-len",
+        "512",
+        "--tpot-slo",
+        str(slo),
+        "--context-len",
+        "256",
+    )
     decode = rep["decode"]
     assert decode["tpot_slo_s"] == slo and decode["ctx_tokens"] == 256
     for name, lat, par in (("intra", tensor, (2, 1)), ("inter", pipe, (1, 2))):
@@ -181,7 +214,8 @@ def test_decode_side_respects_the_tpot_slo(
         for point in side["points"]:
             assert point["tpot_s"] == pytest.approx(tpot_s(lat, point["batch_size"], 256))
             assert point["throughput_tokens_per_s"] == pytest.approx(
-                point["batch_size"] / point["tpot_s"])
+                point["batch_size"] / point["tpot_s"]
+            )
         best = side["max_batch_for_tpot_slo"]
         if best is None:
             assert tpot_s(lat, 1, 256) > slo
@@ -192,8 +226,19 @@ def test_decode_side_respects_the_tpot_slo(
 
 
 def test_text_output_names_crossover_and_decode(capsys: pytest.CaptureFixture[str]) -> None:
-    code = run_app(["queueing", "--model", "opt-66b", "--input-len", "512", "--ttft-slo", "2.5",
-                    "--tpot-slo", "0.15"])
+    code = run_app(
+        [
+            "queueing",
+            "--model",
+            "opt-66b",
+            "--input-len",
+            "512",
+            "--ttft-slo",
+            "2.5",
+            "--tpot-slo",
+            "0.15",
+        ]
+    )
     out = " ".join(capsys.readouterr().out.split())
     assert code == 0
     assert "crossover: intra-op is faster below" in out and "inter-op above" in out

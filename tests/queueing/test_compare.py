@@ -78,7 +78,8 @@ def test_uneven_pipeline_and_bad_numbers() -> None:
     three = three_way_from_numbers(1.0, 1.5, ways=2, stage_s=0.6, pipeline_latency_s=1.1)
     assert three.inter.latency_mean_s == 1.1 and three.inter.service.mean_s == 0.6
     bad: list[dict[str, Any]] = [
-        {"service_s": 0.0, "speedup": 1.5}, {"service_s": 1.0, "speedup": -1.0},
+        {"service_s": 0.0, "speedup": 1.5},
+        {"service_s": 1.0, "speedup": -1.0},
         {"service_s": 1.0, "speedup": 1.5, "ways": 1},
         {"service_s": 1.0, "speedup": 1.5, "stage_s": 2.0},
     ]
@@ -94,8 +95,9 @@ def test_slo_rates() -> None:
         assert mean_ttft_s(option, rates[name]) == pytest.approx(1.5)
     p90 = slo_quantile_rates_per_s(three, 1.5)
     assert p90 is not None and all(p90[k] < rates[k] for k in rates)
-    fixed = three_way_from_moments(deterministic(0.5), deterministic(0.5),
-                                   deterministic(0.25), deterministic(0.3), 2)
+    fixed = three_way_from_moments(
+        deterministic(0.5), deterministic(0.5), deterministic(0.25), deterministic(0.3), 2
+    )
     assert fixed.is_deterministic and fixed.speedup == pytest.approx(0.5 / 0.3)
     spread = ServiceMoments(0.5, 0.5)  # scv 1
     mg1 = ThreeWay(intra_op(spread, 1.0), inter_op_even(spread, 2), intra_op(spread, 1.5), 2)

@@ -90,10 +90,16 @@ def cases() -> dict[str, Case]:
     one_length = Fixed(PROMPT_TOKENS, 1)
     return {
         "md1": Case("M/D/1, one GPU", ParallelSpec(1, 1), one_length, fixed.single),
-        "mg1": Case("M/G/1, one GPU, uniform 64-1024 tokens", ParallelSpec(1, 1), SPREAD,
-                    spread.single),
-        "inter": Case("inter-op, PP=2, D_s = D, D_m = D/2", ParallelSpec(1, 2), one_length,
-                      inter_op_even(d, 2), ConstantPrefill(d, d / 2, 2)),
+        "mg1": Case(
+            "M/G/1, one GPU, uniform 64-1024 tokens", ParallelSpec(1, 1), SPREAD, spread.single
+        ),
+        "inter": Case(
+            "inter-op, PP=2, D_s = D, D_m = D/2",
+            ParallelSpec(1, 2),
+            one_length,
+            inter_op_even(d, 2),
+            ConstantPrefill(d, d / 2, 2),
+        ),
         "intra": Case("intra-op, TP=2, D/K", ParallelSpec(2, 1), one_length, fixed.intra),
     }
 
@@ -122,8 +128,11 @@ def simulate_case(key: str, load: float, seed: int) -> Records:
     """The engine's records of one case at `load` (per-instance R*E[S_m])."""
     case = cases()[key]
     rate = load / case.option.service.mean_s
-    deployment = Deployment(SOURCE.model, SOURCE.cluster, (
-        InstanceGroup("prefill", case.parallel, 1, max_prefill_tokens=1),))
+    deployment = Deployment(
+        SOURCE.model,
+        SOURCE.cluster,
+        (InstanceGroup("prefill", case.parallel, 1, max_prefill_tokens=1),),
+    )
     workload = OpenLoopWorkload(Poisson(rate), case.lengths, NUM_REQUESTS)
     stubs = None if case.stub is None else {"prefill": case.stub}
     records = simulate(deployment, workload, seed=seed, latency_models=stubs).records
@@ -163,8 +172,9 @@ KEYS = ("md1", "mg1", "inter", "intra")
 def test_engine_is_the_queue_request_by_request(key: str, load: float) -> None:
     result = run(key, load, 0)
     scale = cases()[key].option.latency_mean_s
-    np.testing.assert_allclose(result.engine_ttft_s, result.reference_ttft_s,
-                               rtol=1e-9, atol=1e-9 * scale)
+    np.testing.assert_allclose(
+        result.engine_ttft_s, result.reference_ttft_s, rtol=1e-9, atol=1e-9 * scale
+    )
 
 
 def mean_ttft_error(key: str, load: float) -> float:

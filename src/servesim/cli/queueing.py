@@ -54,8 +54,10 @@ Opt = typer.Option
 LABELS = {"single": "1 GPU", "inter": "inter-op", "intra": "intra-op"}
 
 
-@app.command(help="Mean TTFT of 1 GPU vs N-way inter-op vs N-way intra-op prefill, in closed form."
-             + EXAMPLES)
+@app.command(
+    help="Mean TTFT of 1 GPU vs N-way inter-op vs N-way intra-op prefill, in closed form."
+    + EXAMPLES
+)
 def queueing(
     service_s: float | None = Opt(None, help="Raw form: D, prefill time on one device, s."),
     speedup: float | None = Opt(None, help="Raw form: K, speedup of N-way intra-op."),
@@ -77,37 +79,71 @@ def queueing(
     num_rates: int = Opt(10, help="Points of the default rate grid."),
     ttft_slo: float | None = Opt(None, help="TTFT SLO, s: the highest rate meeting it."),
     tpot_slo: float | None = Opt(None, help="TPOT SLO, s: adds the decode side (setup form)."),
-    context_len: int | None = Opt(None, help="Decode context per sequence, tokens (default: the"
-                                  " prompt length, or mean input + half the mean output)."),
+    context_len: int | None = Opt(
+        None,
+        help="Decode context per sequence, tokens (default: the"
+        " prompt length, or mean input + half the mean output).",
+    ),
     max_batch: int = Opt(512, help="Decode batch cap (also capped by the KV cache)."),
     as_json: bool = Opt(False, "--json", help="Print one JSON object."),
 ) -> None:
-    _check_sign({"service_s": service_s, "speedup": speedup, "stage_s": stage_s,
-                 "pipeline_latency_s": pipeline_latency_s, "ttft_slo": ttft_slo,
-                 "tpot_slo": tpot_slo, "nvlink_gbs": nvlink_gbs})
-    for field, value in (("ways", ways), ("num_rates", num_rates), ("samples", samples),
-                         ("max_batch", max_batch), ("gpus_per_node", gpus_per_node)):
+    _check_sign(
+        {
+            "service_s": service_s,
+            "speedup": speedup,
+            "stage_s": stage_s,
+            "pipeline_latency_s": pipeline_latency_s,
+            "ttft_slo": ttft_slo,
+            "tpot_slo": tpot_slo,
+            "nvlink_gbs": nvlink_gbs,
+        }
+    )
+    for field, value in (
+        ("ways", ways),
+        ("num_rates", num_rates),
+        ("samples", samples),
+        ("max_batch", max_batch),
+        ("gpus_per_node", gpus_per_node),
+    ):
         require(value >= 1, field, value, "an integer >= 1")
     source: LatencySource | None = None
     setup_info: dict[str, Any]
     if model is None:
-        require(service_s is not None and speedup is not None, "service_s", service_s,
-                "give --service-s D and --speedup K, or --model M for the setup form")
-        require(input_len is None and workload is None and tpot_slo is None, "model", None,
-                "--input-len, --workload and --tpot-slo need --model")
+        require(
+            service_s is not None and speedup is not None,
+            "service_s",
+            service_s,
+            "give --service-s D and --speedup K, or --model M for the setup form",
+        )
+        require(
+            input_len is None and workload is None and tpot_slo is None,
+            "model",
+            None,
+            "--input-len, --workload and --tpot-slo need --model",
+        )
         assert service_s is not None and speedup is not None
         three = three_way_from_numbers(service_s, speedup, ways, stage_s, pipeline_latency_s)
         setup, setup_info = None, {"form": "raw"}
     else:
-        require(service_s is None and speedup is None and stage_s is None
-                and pipeline_latency_s is None, "model", model,
-                "either raw numbers (--service-s, --speedup) or --model, not both")
+        require(
+            service_s is None
+            and speedup is None
+            and stage_s is None
+            and pipeline_latency_s is None,
+            "model",
+            model,
+            "either raw numbers (--service-s, --speedup) or --model, not both",
+        )
         source = _source(model, gpu, gpus_per_node, nvlink_gbs, pcie, profile, roofline, ways)
         mix, setup_info = _length_mix(input_len, workload, samples, seed)
         setup = prefill_setup(source, mix, ways)
         three = setup.three
-        setup_info |= {"form": "setup", "model": source.model.name, "gpu": source.cluster.gpu.name,
-                       "fits_in_memory": {k: v is None for k, v in setup.fit_notes.items()}}
+        setup_info |= {
+            "form": "setup",
+            "model": source.model.name,
+            "gpu": source.cluster.gpu.name,
+            "fits_in_memory": {k: v is None for k, v in setup.fit_notes.items()},
+        }
     grid = parse_floats("rates", rates) if rates is not None else rate_grid_per_s(three, num_rates)
     require(len(grid) > 0, "rates", rates, "at least one rate, e.g. 0.5,1,2")
     report = _prefill_report(three, grid, ttft_slo)
@@ -128,19 +164,29 @@ def _check_sign(values: dict[str, float | None]) -> None:
             require(np.isfinite(value) and value > 0, field, value, "a finite number > 0")
 
 
-def _source(model: str, gpu: str, gpus_per_node: int, nvlink_gbs: float | None, pcie: bool,
-            profile: str | None, roofline: bool, ways: int) -> LatencySource:
+def _source(
+    model: str,
+    gpu: str,
+    gpus_per_node: int,
+    nvlink_gbs: float | None,
+    pcie: bool,
+    profile: str | None,
+    roofline: bool,
+    ways: int,
+) -> LatencySource:
     spec = build_model(model)
     nodes = max(1, -(-ways // gpus_per_node))
-    cluster = build_cluster(gpu, gpus_per_node=gpus_per_node, num_nodes=nodes,
-                            nvlink_gbs=nvlink_gbs)
+    cluster = build_cluster(
+        gpu, gpus_per_node=gpus_per_node, num_nodes=nodes, nvlink_gbs=nvlink_gbs
+    )
     if pcie:
         cluster = dataclasses.replace(cluster, nvlink_gbs=None)
     return LatencySource(spec, cluster, profile, roofline)
 
 
-def _length_mix(input_len: int | None, workload: str | None, samples: int,
-                seed: int) -> tuple[LengthMix, dict[str, Any]]:
+def _length_mix(
+    input_len: int | None, workload: str | None, samples: int, seed: int
+) -> tuple[LengthMix, dict[str, Any]]:
     """The prompt lengths, and what to report about them."""
     if workload is None:
         length = 512 if input_len is None else input_len
@@ -152,19 +198,27 @@ def _length_mix(input_len: int | None, workload: str | None, samples: int,
     inputs, _ = dist.sample(np.random.default_rng(seed), samples)
     mix = LengthMix.from_samples(inputs)
     ctx = round(dist.mean_input_tokens + dist.mean_output_tokens / 2)
-    return mix, {"workload": workload, "samples": samples, "seed": seed,
-                 "mean_input_tokens": mix.mean_tokens, "max_input_tokens": mix.max_tokens,
-                 "decode_ctx_tokens": ctx}
+    return mix, {
+        "workload": workload,
+        "samples": samples,
+        "seed": seed,
+        "mean_input_tokens": mix.mean_tokens,
+        "max_input_tokens": mix.max_tokens,
+        "decode_ctx_tokens": ctx,
+    }
 
 
 def _prefill_report(three: ThreeWay, rates: list[float], ttft_slo: float | None) -> dict[str, Any]:
     opts = three.options
     inputs = {
-        "ways": three.ways, "service_s": three.single.service.mean_s,
-        "pipeline_latency_s": three.inter.latency_mean_s, "stage_s": three.inter.service.mean_s,
-        "intra_service_s": three.intra.service.mean_s, "speedup": three.speedup,
-        "service_scv": three.single.service.scv, "model": "M/D/1" if three.is_deterministic
-        else "M/G/1",
+        "ways": three.ways,
+        "service_s": three.single.service.mean_s,
+        "pipeline_latency_s": three.inter.latency_mean_s,
+        "stage_s": three.inter.service.mean_s,
+        "intra_service_s": three.intra.service.mean_s,
+        "speedup": three.speedup,
+        "service_scv": three.single.service.scv,
+        "model": "M/D/1" if three.is_deterministic else "M/G/1",
     }
     report: dict[str, Any] = {
         "inputs": inputs,
@@ -182,8 +236,9 @@ def _prefill_report(three: ThreeWay, rates: list[float], ttft_slo: float | None)
     return report
 
 
-def _decode_report(source: LatencySource, ways: int, ctx: int, tpot_slo: float,
-                   max_batch: int) -> dict[str, Any]:
+def _decode_report(
+    source: LatencySource, ways: int, ctx: int, tpot_slo: float, max_batch: int
+) -> dict[str, Any]:
     sides = {"intra": ParallelSpec(ways, 1), "inter": ParallelSpec(1, ways)}
     out: dict[str, Any] = {"tpot_slo_s": tpot_slo, "ctx_tokens": ctx}
     for name, par in sides.items():
@@ -193,6 +248,7 @@ def _decode_report(source: LatencySource, ways: int, ctx: int, tpot_slo: float,
 
 
 # ---- text output ---------------------------------------------------------------------------
+
 
 def _fmt(value: float | None, digits: int = 4) -> str:
     return "unstable" if value is None else f"{value:.{digits}f}"
@@ -229,11 +285,20 @@ def _label(name: str, n: int, setup: PrefillSetup | None) -> str:
 def _inputs_line(report: dict[str, Any], setup: PrefillSetup | None) -> str:
     inp = report["inputs"]
     where = report["setup"]
-    head = "" if setup is None else f"{where['model']} on {where['gpu']}, " + (
-        f"{where['input_len_tokens']}-token prompts: " if "input_len_tokens" in where
-        else f"{where['workload']} prompts (mean {where['mean_input_tokens']:.0f} tokens): ")
-    text = (f"{head}D = {inp['service_s']:.4f} s, D_s = {inp['pipeline_latency_s']:.4f} s, "
-            f"D_m = {inp['stage_s']:.4f} s, K = {inp['speedup']:.3f}")
+    head = (
+        ""
+        if setup is None
+        else f"{where['model']} on {where['gpu']}, "
+        + (
+            f"{where['input_len_tokens']}-token prompts: "
+            if "input_len_tokens" in where
+            else f"{where['workload']} prompts (mean {where['mean_input_tokens']:.0f} tokens): "
+        )
+    )
+    text = (
+        f"{head}D = {inp['service_s']:.4f} s, D_s = {inp['pipeline_latency_s']:.4f} s, "
+        f"D_m = {inp['stage_s']:.4f} s, K = {inp['speedup']:.3f}"
+    )
     if inp["model"] == "M/G/1":
         text += f" (means; scv of D = {inp['service_scv']:.3f})"
     if setup is not None:
@@ -245,22 +310,32 @@ def _inputs_line(report: dict[str, Any], setup: PrefillSetup | None) -> str:
 
 def _summary_lines(report: dict[str, Any]) -> list[str]:
     limits = report["stable_below_per_s"]
-    lines = ["stable below (req/s): "
-             + ", ".join(f"{LABELS[k]} {v:.4g}" for k, v in limits.items())]
+    lines = [
+        "stable below (req/s): " + ", ".join(f"{LABELS[k]} {v:.4g}" for k, v in limits.items())
+    ]
     for name in OPTION_NAMES:
         bad = [row["rate_per_s"] for row in report["rows"] if row["ttft_s"][name] is None]
         if bad:
-            lines.append(f"{LABELS[name]} is unstable at {', '.join(f'{r:g}' for r in bad)} req/s: "
-                         f"load R*D >= 1 from {limits[name]:.4g} req/s")
+            lines.append(
+                f"{LABELS[name]} is unstable at {', '.join(f'{r:g}' for r in bad)} req/s: "
+                f"load R*D >= 1 from {limits[name]:.4g} req/s"
+            )
     cross, low = report["crossover_rate_per_s"], LABELS[report["faster_at_low_rate"]]
     high = LABELS["inter" if report["faster_at_low_rate"] == "intra" else "intra"]
-    lines.append(f"crossover: {low} is faster below {cross:.4g} req/s, {high} above" if cross
-                 else f"crossover: none in the stable region; {low} is faster at every rate")
-    for key, what in (("max_rate_for_mean_ttft_slo_per_s", "mean"),
-                      ("max_rate_for_p90_ttft_slo_per_s", "p90")):
+    lines.append(
+        f"crossover: {low} is faster below {cross:.4g} req/s, {high} above"
+        if cross
+        else f"crossover: none in the stable region; {low} is faster at every rate"
+    )
+    for key, what in (
+        ("max_rate_for_mean_ttft_slo_per_s", "mean"),
+        ("max_rate_for_p90_ttft_slo_per_s", "p90"),
+    ):
         if report[key] is not None:
-            lines.append(f"{what} TTFT <= {report['ttft_slo_s']:g} s up to (req/s): " + ", ".join(
-                f"{LABELS[k]} {v:.4g}" for k, v in report[key].items()))
+            lines.append(
+                f"{what} TTFT <= {report['ttft_slo_s']:g} s up to (req/s): "
+                + ", ".join(f"{LABELS[k]} {v:.4g}" for k, v in report[key].items())
+            )
     return lines
 
 
@@ -276,8 +351,11 @@ def _print_decode(console: Console, decode: dict[str, Any]) -> None:
         cells = []
         for side in sides.values():
             point = next((p for p in side["points"] if p["batch_size"] == b), None)
-            cells += ["-", "-"] if point is None else [
-                f"{point['tpot_s'] * 1e3:.1f}", f"{point['throughput_tokens_per_s']:.0f}"]
+            cells += (
+                ["-", "-"]
+                if point is None
+                else [f"{point['tpot_s'] * 1e3:.1f}", f"{point['throughput_tokens_per_s']:.0f}"]
+            )
         table.add_row(str(b), *cells)
     console.print(table)
     for name in ("intra", "inter"):
@@ -289,6 +367,8 @@ def _print_decode(console: Console, decode: dict[str, Any]) -> None:
             console.print(f"{label}: even one sequence misses TPOT <= {decode['tpot_slo_s']:g} s")
         else:
             at = side["at_tpot_slo"]
-            console.print(f"{label}: largest batch with TPOT <= {decode['tpot_slo_s']:g} s is "
-                          f"{at['batch_size']} ({at['throughput_tokens_per_s']:.0f} tokens/s; "
-                          f"KV cap {side['max_batch_size']})")
+            console.print(
+                f"{label}: largest batch with TPOT <= {decode['tpot_slo_s']:g} s is "
+                f"{at['batch_size']} ({at['throughput_tokens_per_s']:.0f} tokens/s; "
+                f"KV cap {side['max_batch_size']})"
+            )

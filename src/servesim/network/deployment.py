@@ -26,8 +26,11 @@ ACTIVATION_BYTES = 2
 
 def instance_shapes(deployment: Any) -> list[InstanceShape]:
     """One `InstanceShape` per instance of an engine `Deployment`, in engine (global) order."""
-    return [InstanceShape(g.parallel.tp, g.parallel.pp, g.role)
-            for g in deployment.groups for _ in range(g.num_instances)]
+    return [
+        InstanceShape(g.parallel.tp, g.parallel.pp, g.role)
+        for g in deployment.groups
+        for _ in range(g.num_instances)
+    ]
 
 
 def flow_transport(
@@ -49,8 +52,9 @@ def flow_transport(
         background = [0.0] * len(topo.links())
         for name, gbps in background_gbps.items():
             background[topo.link_index(name)] = gbps_to_bytes_per_s(gbps)
-    return FlowTransport(topo, placements, deployment.model.num_layers,
-                         deployment.kv_transfer, background)
+    return FlowTransport(
+        topo, placements, deployment.model.num_layers, deployment.kv_transfer, background
+    )
 
 
 def tokens_through(records: Any, num_instances: int) -> np.ndarray:

@@ -57,12 +57,25 @@ class FlowRecord:
 
 
 class _Flow:
-    __slots__ = ("active_from_s", "bottleneck", "bytes_by_bottleneck", "finish_s", "num_bytes",
-                 "path", "rate", "remaining_bytes", "start_s", "tag", "updated_s", "version",
-                 "weight")
+    __slots__ = (
+        "active_from_s",
+        "bottleneck",
+        "bytes_by_bottleneck",
+        "finish_s",
+        "num_bytes",
+        "path",
+        "rate",
+        "remaining_bytes",
+        "start_s",
+        "tag",
+        "updated_s",
+        "version",
+        "weight",
+    )
 
-    def __init__(self, path: Path, num_bytes: float, tag: object, now_s: float,
-                 latency_s: float) -> None:
+    def __init__(
+        self, path: Path, num_bytes: float, tag: object, now_s: float, latency_s: float
+    ) -> None:
         self.path = path
         self.num_bytes = num_bytes
         self.remaining_bytes = num_bytes
@@ -108,20 +121,33 @@ class FlowNetwork:
         self._link_rate = [0.0] * num_links
         self._series: list[list[tuple[float, float]]] = [[(0.0, 0.0)] for _ in range(num_links)]
         background = () if background_bytes_per_s is None else background_bytes_per_s
-        require(len(background) in (0, num_links), "background_bytes_per_s",
-                f"{len(background)} values", f"one per link ({num_links})")
+        require(
+            len(background) in (0, num_links),
+            "background_bytes_per_s",
+            f"{len(background)} values",
+            f"one per link ({num_links})",
+        )
         for link, rate in enumerate(background):
             self._set_background_value(link, rate)
 
     def _check_links(self) -> None:
         for link, cap in enumerate(self._capacity):
-            require(math.isfinite(cap) and cap > 0, f"capacities_bytes_per_s[{link}]", cap,
-                    "a finite number > 0")
-        require(len(self._latency) == len(self._capacity), "latencies_s",
-                f"{len(self._latency)} values", f"one per link ({len(self._capacity)})")
+            require(
+                math.isfinite(cap) and cap > 0,
+                f"capacities_bytes_per_s[{link}]",
+                cap,
+                "a finite number > 0",
+            )
+        require(
+            len(self._latency) == len(self._capacity),
+            "latencies_s",
+            f"{len(self._latency)} values",
+            f"one per link ({len(self._capacity)})",
+        )
         for link, lat in enumerate(self._latency):
-            require(math.isfinite(lat) and lat >= 0, f"latencies_s[{link}]", lat,
-                    "a finite number >= 0")
+            require(
+                math.isfinite(lat) and lat >= 0, f"latencies_s[{link}]", lat, "a finite number >= 0"
+            )
 
     # ----------------------------------------------------------------- the event protocol
 
@@ -144,12 +170,14 @@ class FlowNetwork:
         that many fair shares (see `max_min_rates`), so k alike flows can be run as one.
         """
         self._check_clock(now_s)
-        new_flows = [self._new_flow(now_s, tuple(path), num_bytes, tag)
-                     for path, num_bytes, tag in flows]  # all checked before any is added
+        new_flows = [
+            self._new_flow(now_s, tuple(path), num_bytes, tag) for path, num_bytes, tag in flows
+        ]  # all checked before any is added
         if latencies_s is not None:  # hot path: messages are formatted only on failure
             if len(latencies_s) != len(new_flows):
-                raise InputError("latencies_s", len(latencies_s),
-                                 f"one per flow ({len(new_flows)})")
+                raise InputError(
+                    "latencies_s", len(latencies_s), f"one per flow ({len(new_flows)})"
+                )
             for flow, latency_s in zip(new_flows, latencies_s, strict=True):
                 if not (math.isfinite(latency_s) and latency_s >= 0):
                     raise InputError("latencies_s", latency_s, "finite numbers >= 0")
@@ -211,8 +239,9 @@ class FlowNetwork:
         assert flow is not None
         tolerance_s = 1e-9 * max(1.0, abs(flow.finish_s))
         if now_s < flow.finish_s - tolerance_s:
-            raise ValueError(f"flow {flow_id} completed at {now_s} before its finish time "
-                             f"{flow.finish_s}")
+            raise ValueError(
+                f"flow {flow_id} completed at {now_s} before its finish time {flow.finish_s}"
+            )
         return flow
 
     def set_background(self, now_s: float, link: int, rate_bytes_per_s: float) -> None:
@@ -225,8 +254,10 @@ class FlowNetwork:
     def pop_updates(self) -> list[FlowUpdate]:
         """Flows whose finish time moved since the last call, one entry each, by flow id."""
         flows = self._flows
-        updates = [FlowUpdate(fid, flows[fid].version, flows[fid].finish_s)
-                   for fid in sorted(self._updates)]
+        updates = [
+            FlowUpdate(fid, flows[fid].version, flows[fid].finish_s)
+            for fid in sorted(self._updates)
+        ]
         self._updates.clear()
         return updates
 
@@ -326,11 +357,18 @@ class FlowNetwork:
         return _Flow(path, float(num_bytes), tag, now_s, latency_s)
 
     def _set_background_value(self, link: int, rate: float) -> None:
-        require(0 <= link < len(self._capacity), "link", link,
-                f"a link index in [0, {len(self._capacity)})")
-        require(math.isfinite(rate) and 0 <= rate < self._capacity[link],
-                f"background_bytes_per_s[{link}]", rate,
-                f"in [0, capacity {self._capacity[link]}) bytes/s")
+        require(
+            0 <= link < len(self._capacity),
+            "link",
+            link,
+            f"a link index in [0, {len(self._capacity)})",
+        )
+        require(
+            math.isfinite(rate) and 0 <= rate < self._capacity[link],
+            f"background_bytes_per_s[{link}]",
+            rate,
+            f"in [0, capacity {self._capacity[link]}) bytes/s",
+        )
         self._background[link] = float(rate)
         self._effective[link] = self._capacity[link] - self._background[link]
 
@@ -360,8 +398,9 @@ class FlowNetwork:
             self._record_link_rates(now_s, links)
             return
         flows = [self._flows[fid] for fid in flow_ids]
-        rates, bottlenecks = max_min_rates([flow.path for flow in flows], self._effective,
-                                           [flow.weight for flow in flows])
+        rates, bottlenecks = max_min_rates(
+            [flow.path for flow in flows], self._effective, [flow.weight for flow in flows]
+        )
         link_rate = self._link_rate
         for fid, flow, rate, bottleneck in zip(flow_ids, flows, rates, bottlenecks, strict=True):
             old_rate = flow.rate
@@ -426,5 +465,6 @@ class FlowNetwork:
         bottleneck = max(by_link, key=lambda lk: (by_link[lk], -lk)) if by_link else NO_LINK
         if not flow.path:
             bottleneck = NO_LINK
-        return FlowRecord(flow_id, flow.tag, flow.path, flow.num_bytes, flow.start_s, now_s,
-                          bottleneck)
+        return FlowRecord(
+            flow_id, flow.tag, flow.path, flow.num_bytes, flow.start_s, now_s, bottleneck
+        )

@@ -55,8 +55,12 @@ class KvFlowPlan:
 
 def layer_ranges(num_layers: int, pp: int) -> list[tuple[int, int]]:
     """[first, end) layer range of each of `pp` stages; earlier stages take the extra layers."""
-    require(isinstance(num_layers, int) and num_layers >= pp, "num_layers", num_layers,
-            f"an integer >= pp ({pp})")
+    require(
+        isinstance(num_layers, int) and num_layers >= pp,
+        "num_layers",
+        num_layers,
+        f"an integer >= pp ({pp})",
+    )
     base, extra = divmod(num_layers, pp)
     bounds = [0]
     for stage in range(pp):
@@ -87,30 +91,41 @@ def kv_shard_flows(
     prefill: Stages, decode: Stages, num_tokens: int, kv_bytes_per_token: float, num_layers: int
 ) -> list[ShardFlow]:
     """Shard flows moving `num_tokens` tokens of KV (`kv_bytes_per_token` over all layers)."""
-    require(isinstance(num_tokens, int) and num_tokens >= 0, "num_tokens", num_tokens,
-            "an integer >= 0")
-    require(math.isfinite(kv_bytes_per_token) and kv_bytes_per_token > 0, "kv_bytes_per_token",
-            kv_bytes_per_token, "a finite number > 0")
+    require(
+        isinstance(num_tokens, int) and num_tokens >= 0, "num_tokens", num_tokens, "an integer >= 0"
+    )
+    require(
+        math.isfinite(kv_bytes_per_token) and kv_bytes_per_token > 0,
+        "kv_bytes_per_token",
+        kv_bytes_per_token,
+        "a finite number > 0",
+    )
     bytes_per_layer = num_tokens * kv_bytes_per_token / num_layers
     flows = []
-    for p_stage, (p_first, p_end) in zip(prefill, layer_ranges(num_layers, len(prefill)),
-                                         strict=True):
-        for d_stage, (d_first, d_end) in zip(decode, layer_ranges(num_layers, len(decode)),
-                                             strict=True):
+    for p_stage, (p_first, p_end) in zip(
+        prefill, layer_ranges(num_layers, len(prefill)), strict=True
+    ):
+        for d_stage, (d_first, d_end) in zip(
+            decode, layer_ranges(num_layers, len(decode)), strict=True
+        ):
             first, end = max(p_first, d_first), min(p_end, d_end)
             if end <= first:
                 continue
-            for src, dst, num_bytes in split_between_shards(p_stage, d_stage,
-                                                            bytes_per_layer * (end - first)):
+            for src, dst, num_bytes in split_between_shards(
+                p_stage, d_stage, bytes_per_layer * (end - first)
+            ):
                 flows.append(ShardFlow(src, dst, num_bytes, first, end - first))
     return flows
 
 
-def activation_flows(stage_a: Sequence[int], stage_b: Sequence[int],
-                     num_bytes: float) -> list[ShardFlow]:
+def activation_flows(
+    stage_a: Sequence[int], stage_b: Sequence[int], num_bytes: float
+) -> list[ShardFlow]:
     """Flows carrying `num_bytes` of activations from pipeline stage a to stage b."""
-    return [ShardFlow(src, dst, part) for src, dst, part in
-            split_between_shards(stage_a, stage_b, num_bytes)]
+    return [
+        ShardFlow(src, dst, part)
+        for src, dst, part in split_between_shards(stage_a, stage_b, num_bytes)
+    ]
 
 
 def plan_kv_flows(
@@ -123,8 +138,12 @@ def plan_kv_flows(
 ) -> list[KvFlowPlan]:
     """Path and timing of each KV shard flow under `mode` ('after_prefill' or 'layerwise')."""
     require(mode in KV_MODES, "kv_mode", mode, f"one of {', '.join(KV_MODES)}")
-    require(math.isfinite(prefill_start_s) and prefill_start_s <= prefill_end_s,
-            "prefill_end_s", prefill_end_s, f"a finite time >= prefill_start_s={prefill_start_s}")
+    require(
+        math.isfinite(prefill_start_s) and prefill_start_s <= prefill_end_s,
+        "prefill_end_s",
+        prefill_end_s,
+        f"a finite time >= prefill_start_s={prefill_start_s}",
+    )
     layer_s = (prefill_end_s - prefill_start_s) / num_layers
     plans = []
     for shard in shards:
@@ -142,5 +161,7 @@ def plan_kv_flows(
 
 def kv_ready_s(plans: Sequence[KvFlowPlan], finish_s: Sequence[float]) -> float:
     """When the whole KV cache is at the decode side, given each plan's flow finish time."""
-    return max((max(f, plan.not_before_s) for plan, f in zip(plans, finish_s, strict=True)),
-               default=-math.inf)
+    return max(
+        (max(f, plan.not_before_s) for plan, f in zip(plans, finish_s, strict=True)),
+        default=-math.inf,
+    )

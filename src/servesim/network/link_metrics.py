@@ -40,13 +40,18 @@ def bottleneck_link(utilization: Sequence[float]) -> int | None:
 
 
 def link_stats(
-    names: Sequence[str], link_bytes: Sequence[float], capacities_bytes_per_s: Sequence[float],
+    names: Sequence[str],
+    link_bytes: Sequence[float],
+    capacities_bytes_per_s: Sequence[float],
     span_s: float,
 ) -> list[LinkStats]:
     """One `LinkStats` per link that carried bytes, most utilized first."""
     utilization = link_utilization(link_bytes, capacities_bytes_per_s, span_s)
-    stats = [LinkStats(names[i], link_bytes[i], utilization[i])
-             for i in range(len(names)) if link_bytes[i] > 0]
+    stats = [
+        LinkStats(names[i], link_bytes[i], utilization[i])
+        for i in range(len(names))
+        if link_bytes[i] > 0
+    ]
     return sorted(stats, key=lambda s: -s.utilization)
 
 

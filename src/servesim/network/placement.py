@@ -62,8 +62,10 @@ def place_instances(
     """Lay `shapes` on the GPUs of `topology`; one `Stages` per shape, in input order."""
     require(affinity in AFFINITIES, "affinity", affinity, f"one of {', '.join(AFFINITIES)}")
     _check_fits(topology, shapes)
-    free = [list(range(n * topology.gpus_per_node, (n + 1) * topology.gpus_per_node))
-            for n in range(topology.num_nodes)]
+    free = [
+        list(range(n * topology.gpus_per_node, (n + 1) * topology.gpus_per_node))
+        for n in range(topology.num_nodes)
+    ]
     placed: dict[int, Stages] = {}
     pairs = pair_prefill_decode(shapes) if affinity == "low" else []
     for prefill, decode in pairs:
@@ -76,12 +78,21 @@ def place_instances(
 
 def _check_fits(topology: Topology, shapes: Sequence[InstanceShape]) -> None:
     for index, shape in enumerate(shapes):
-        require(shape.tp <= topology.gpus_per_node, f"shapes[{index}].tp", shape.tp,
-                f"<= gpus_per_node={topology.gpus_per_node} (a TP group stays inside one node)")
+        require(
+            shape.tp <= topology.gpus_per_node,
+            f"shapes[{index}].tp",
+            shape.tp,
+            f"<= gpus_per_node={topology.gpus_per_node} (a TP group stays inside one node)",
+        )
     num_needed = sum(shape.num_gpus for shape in shapes)
-    require(num_needed <= topology.num_gpus, "shapes", f"{len(shapes)} instances", f"they need "
-            f"{num_needed} GPUs; the cluster has {topology.num_gpus} "
-            f"({topology.num_nodes} nodes x {topology.gpus_per_node})")
+    require(
+        num_needed <= topology.num_gpus,
+        "shapes",
+        f"{len(shapes)} instances",
+        f"they need "
+        f"{num_needed} GPUs; the cluster has {topology.num_gpus} "
+        f"({topology.num_nodes} nodes x {topology.gpus_per_node})",
+    )
 
 
 def _place_alone(free: list[list[int]], shape: InstanceShape, index: int) -> Stages:
@@ -89,8 +100,12 @@ def _place_alone(free: list[list[int]], shape: InstanceShape, index: int) -> Sta
     for stage in range(shape.pp):
         node = _first_node_with(free, shape.tp)
         if node is None:
-            raise InputError(f"shapes[{index}]", shape, f"stage {stage} needs {shape.tp} free "
-                             f"GPUs on one node; free GPUs per node: {_free_counts(free)}")
+            raise InputError(
+                f"shapes[{index}]",
+                shape,
+                f"stage {stage} needs {shape.tp} free "
+                f"GPUs on one node; free GPUs per node: {_free_counts(free)}",
+            )
         stages.append(_take(free, node, shape.tp))
     return tuple(stages)
 
@@ -99,16 +114,23 @@ def _place_pair(
     free: list[list[int]], shapes: Sequence[InstanceShape], prefill: int, decode: int
 ) -> tuple[Stages, Stages]:
     p_shape, d_shape = shapes[prefill], shapes[decode]
-    require(p_shape.pp == d_shape.pp, f"shapes[{decode}].pp", d_shape.pp,
-            f"equal to the pp={p_shape.pp} of its prefill partner shapes[{prefill}] "
-            "(low node-affinity pairs stage s of both on one node)")
+    require(
+        p_shape.pp == d_shape.pp,
+        f"shapes[{decode}].pp",
+        d_shape.pp,
+        f"equal to the pp={p_shape.pp} of its prefill partner shapes[{prefill}] "
+        "(low node-affinity pairs stage s of both on one node)",
+    )
     p_stages, d_stages = [], []
     for stage in range(p_shape.pp):
         node = _first_node_with(free, p_shape.tp + d_shape.tp)
         if node is None:
-            raise InputError(f"shapes[{prefill}]+shapes[{decode}]", (p_shape.tp, d_shape.tp),
-                             f"low affinity: stage {stage} needs {p_shape.tp}+{d_shape.tp} free "
-                             f"GPUs on one node; free GPUs per node: {_free_counts(free)}")
+            raise InputError(
+                f"shapes[{prefill}]+shapes[{decode}]",
+                (p_shape.tp, d_shape.tp),
+                f"low affinity: stage {stage} needs {p_shape.tp}+{d_shape.tp} free "
+                f"GPUs on one node; free GPUs per node: {_free_counts(free)}",
+            )
         p_stages.append(_take(free, node, p_shape.tp))
         d_stages.append(_take(free, node, d_shape.tp))
     return tuple(p_stages), tuple(d_stages)

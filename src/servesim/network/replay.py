@@ -33,8 +33,9 @@ def replay_flows(network: FlowNetwork, specs: Sequence[FlowSpec]) -> list[FlowRe
         start_s = specs[order[next_start]].start_s if next_start < len(order) else None
         if start_s is not None and (upcoming is None or start_s <= upcoming[0]):
             batch = _same_time(specs, order, next_start)
-            ids = network.start_many(start_s, [(specs[i].path, specs[i].num_bytes, i)
-                                               for i in batch])
+            ids = network.start_many(
+                start_s, [(specs[i].path, specs[i].num_bytes, i) for i in batch]
+            )
             spec_of_flow.update(zip(ids, batch, strict=True))
             next_start += len(batch)
         else:

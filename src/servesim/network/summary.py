@@ -25,8 +25,15 @@ from servesim.network.deployment import activation_link_bytes, tokens_through
 from servesim.network.link_metrics import link_stats
 from servesim.network.transport import FlowTransport
 
-TOPOLOGY_FIELDS = ("num_nodes", "gpus_per_node", "nvlink_gbps", "pcie_gbps", "nic_gbps",
-                   "nics_per_node", "oversubscription")
+TOPOLOGY_FIELDS = (
+    "num_nodes",
+    "gpus_per_node",
+    "nvlink_gbps",
+    "pcie_gbps",
+    "nic_gbps",
+    "nics_per_node",
+    "oversubscription",
+)
 
 
 def transfer_times_s(records: Any) -> np.ndarray:
@@ -80,8 +87,9 @@ def network_summary(
         },
         "ttft_share": ttft_share(records),
         "e2e_share": e2e_share(records),
-        "links": [{"name": s.name, "bytes": s.num_bytes, "utilization": s.utilization}
-                  for s in stats],
+        "links": [
+            {"name": s.name, "bytes": s.num_bytes, "utilization": s.utilization} for s in stats
+        ],
         "bottleneck": (
             {"name": stats[0].name, "utilization": stats[0].utilization} if stats else None
         ),
@@ -103,12 +111,15 @@ def network_lines(network: dict[str, Any]) -> list[str]:
         lines.append(
             f"KV transfer ({network['kv_transfer']}, {network['affinity']} affinity): mean "
             f"{kv['mean'] * 1e3:.3f} ms, p99 {kv['p99'] * 1e3:.3f} ms; "
-            f"{kv['bytes_moved'] / 1e9:.2f} GB moved; share of TTFT {share_text}")
+            f"{kv['bytes_moved'] / 1e9:.2f} GB moved; share of TTFT {share_text}"
+        )
     bottleneck = network["bottleneck"]
     if bottleneck is None:
         lines.append("links: no traffic")
         return lines
     top = ", ".join(f"{link['name']} {link['utilization']:.1%}" for link in network["links"][:3])
-    lines.append(f"bottleneck link: {bottleneck['name']} ({bottleneck['utilization']:.1%} "
-                 f"busy); busiest: {top}")
+    lines.append(
+        f"bottleneck link: {bottleneck['name']} ({bottleneck['utilization']:.1%} "
+        f"busy); busiest: {top}"
+    )
     return lines

@@ -77,8 +77,14 @@ def rate_point(records: Any, rate_per_s: float, slo: SloSpec) -> RatePoint:
     ttft_ok, tpot_ok, joint_ok = meets_slos(records, slo.ttft_s, slo.tpot_s)
     n = max(1, len(records))
     ttft, tpot, _ = latencies(records)
-    return RatePoint(rate_per_s, np.count_nonzero(ttft_ok) / n, np.count_nonzero(tpot_ok) / n,
-                     np.count_nonzero(joint_ok) / n, _p90(ttft), _p90(tpot))
+    return RatePoint(
+        rate_per_s,
+        np.count_nonzero(ttft_ok) / n,
+        np.count_nonzero(tpot_ok) / n,
+        np.count_nonzero(joint_ok) / n,
+        _p90(ttft),
+        _p90(tpot),
+    )
 
 
 def goodput_vs_nic(
@@ -109,14 +115,32 @@ def goodput_vs_nic(
             return rate_point(result.records, rate_per_s, slo)
 
         found = find_goodput(evaluate, bound_per_s, spec, "joint")
-        points.append(_probe(sized, workload_at, gbps, found.goodput_per_s,
-                             found.num_simulations, probe_rate_per_s, slo, affinity, seed))
+        points.append(
+            _probe(
+                sized,
+                workload_at,
+                gbps,
+                found.goodput_per_s,
+                found.num_simulations,
+                probe_rate_per_s,
+                slo,
+                affinity,
+                seed,
+            )
+        )
     return points
 
 
 def _probe(
-    deployment: Any, workload_at: WorkloadAt, gbps: float, goodput_per_s: float,
-    num_simulations: int, rate_per_s: float, slo: SloSpec, affinity: str, seed: int,
+    deployment: Any,
+    workload_at: WorkloadAt,
+    gbps: float,
+    goodput_per_s: float,
+    num_simulations: int,
+    rate_per_s: float,
+    slo: SloSpec,
+    affinity: str,
+    seed: int,
 ) -> BandwidthPoint:
     from servesim.network.summary import network_summary
 

@@ -90,8 +90,9 @@ class Topology:
         fields: dict[str, object] = {
             "num_nodes": cluster.num_nodes,
             "gpus_per_node": cluster.gpus_per_node,
-            "nvlink_gbps": None if cluster.nvlink_gbs is None else _per_direction_gbps(
-                cluster.nvlink_gbs),
+            "nvlink_gbps": None
+            if cluster.nvlink_gbs is None
+            else _per_direction_gbps(cluster.nvlink_gbs),
             "pcie_gbps": _per_direction_gbps(cluster.pcie_gbs),
             "nic_gbps": cluster.nic_gbps,
             "nics_per_node": cluster.nics_per_node,
@@ -121,8 +122,12 @@ class Topology:
         for name, value in rates.items():
             require(math.isfinite(value) and value > 0, name, value, "a finite number > 0")
         ratio = self.oversubscription
-        require(math.isfinite(ratio) and ratio >= 1.0, "oversubscription", ratio,
-                "a finite number >= 1.0 (1.0 = non-blocking)")
+        require(
+            math.isfinite(ratio) and ratio >= 1.0,
+            "oversubscription",
+            ratio,
+            "a finite number >= 1.0 (1.0 = non-blocking)",
+        )
 
     @property
     def num_gpus(self) -> int:
@@ -166,8 +171,9 @@ class Topology:
         try:
             return self._index_by_name[name]
         except KeyError:
-            raise InputError("link", name, f"one of {len(self._links)} link names, e.g. "
-                             f"{self._links[0].name!r}") from None
+            raise InputError(
+                "link", name, f"one of {len(self._links)} link names, e.g. {self._links[0].name!r}"
+            ) from None
 
     def capacities_bytes_per_s(self) -> tuple[float, ...]:
         """Capacity of every link, bytes/s, in index order."""
@@ -200,8 +206,12 @@ class Topology:
         return min((self._links[i].capacity_bytes_per_s for i in path), default=math.inf)
 
     def _check_gpu(self, gpu: int) -> None:
-        require(isinstance(gpu, int) and 0 <= gpu < self.num_gpus, "gpu", gpu,
-                f"a global GPU id in [0, {self.num_gpus})")
+        require(
+            isinstance(gpu, int) and 0 <= gpu < self.num_gpus,
+            "gpu",
+            gpu,
+            f"a global GPU id in [0, {self.num_gpus})",
+        )
 
     def _gpu_link(self, gpu: int, direction: str) -> int:
         node, local = divmod(gpu, self.gpus_per_node)
@@ -242,11 +252,15 @@ class Topology:
         links: list[Link] = []
         for local in range(self.gpus_per_node):
             prefix = f"n{node}.g{local}.{kind}"
-            links += [Link(f"{prefix}.tx", gpu_bw, self.intra_node_latency_s),
-                      Link(f"{prefix}.rx", gpu_bw, 0.0)]
+            links += [
+                Link(f"{prefix}.tx", gpu_bw, self.intra_node_latency_s),
+                Link(f"{prefix}.rx", gpu_bw, 0.0),
+            ]
         for nic in range(self.nics_per_node):
-            links += [Link(f"n{node}.nic{nic}.tx", nic_bw, self.inter_node_latency_s),
-                      Link(f"n{node}.nic{nic}.rx", nic_bw, 0.0)]
+            links += [
+                Link(f"n{node}.nic{nic}.tx", nic_bw, self.inter_node_latency_s),
+                Link(f"n{node}.nic{nic}.rx", nic_bw, 0.0),
+            ]
         return links
 
     def _leaf_links(self) -> list[Link]:
@@ -254,8 +268,10 @@ class Topology:
         uplink_bw = gbps_to_bytes_per_s(leaf_nic_gbps / self.oversubscription)
         links: list[Link] = []
         for leaf in range(self.num_leaves):
-            links += [Link(f"leaf{leaf}.up", uplink_bw, 0.0),
-                      Link(f"leaf{leaf}.down", uplink_bw, 0.0)]
+            links += [
+                Link(f"leaf{leaf}.up", uplink_bw, 0.0),
+                Link(f"leaf{leaf}.down", uplink_bw, 0.0),
+            ]
         return links
 
 
@@ -265,6 +281,7 @@ TOPOLOGY_PRESETS: dict[str, Topology] = {
     # A DGX A100-like node: 8 GPUs, NVSwitch, 8 x 200 Gbps HDR InfiniBand, rail-optimized.
     "dgx-a100": Topology(num_nodes=4, gpus_per_node=8, nic_gbps=200.0, nics_per_node=8),
     # PCIe-only servers with one 100 Gbps NIC.
-    "pcie-100g": Topology(num_nodes=4, gpus_per_node=8, nvlink_gbps=None, nic_gbps=100.0,
-                          nics_per_node=1),
+    "pcie-100g": Topology(
+        num_nodes=4, gpus_per_node=8, nvlink_gbps=None, nic_gbps=100.0, nics_per_node=1
+    ),
 }

@@ -208,8 +208,9 @@ class FlowTransport:
     def link_bytes(self) -> list[float]:
         """KV bytes carried per link: flow-network flows (up to their last rate change), solo
         transfers once ended, and layerwise bytes moved during the prefill."""
-        carried = [a + b for a, b in zip(self.network.link_bytes(), self._outside_bytes,
-                                          strict=True)]
+        carried = [
+            a + b for a, b in zip(self.network.link_bytes(), self._outside_bytes, strict=True)
+        ]
         for pair in self._pairs.values():
             shard_bytes = self._shard_bytes[pair.index]
             for shard in pair.shards:
@@ -224,11 +225,18 @@ class FlowTransport:
         paths = [topo.path(s.src_gpu, s.dst_gpu) for s in unit]
         rates, _ = max_min_rates(paths, self.network.effective_capacities())
         shards = tuple(
-            _Shard(path, s.num_bytes, s.first_layer, s.num_layers, topo.path_latency_s(path),
-                   topo.path_bandwidth_bytes_per_s(path), rate)
-            for s, path, rate in zip(unit, paths, rates, strict=True))
-        alike = {(s.fraction, s.latency_s, s.path_bytes_per_s, s.alone_bytes_per_s)
-                 for s in shards}
+            _Shard(
+                path,
+                s.num_bytes,
+                s.first_layer,
+                s.num_layers,
+                topo.path_latency_s(path),
+                topo.path_bandwidth_bytes_per_s(path),
+                rate,
+            )
+            for s, path, rate in zip(unit, paths, rates, strict=True)
+        )
+        alike = {(s.fraction, s.latency_s, s.path_bytes_per_s, s.alone_bytes_per_s) for s in shards}
         spans = tuple(sorted({(s.first_layer + s.num_layers, s.num_layers) for s in shards}))
         links = tuple(sorted({link for path in paths for link in path}))
         pair = _Pair(shards, links, len(alike) == 1 and bool(links), spans, len(self._pairs))
@@ -253,7 +261,10 @@ class FlowTransport:
         return start_s, end_s, free_from_s
 
     def _layerwise_shard(
-        self, shard: _Shard, flow_bytes: float, window: Window,
+        self,
+        shard: _Shard,
+        flow_bytes: float,
+        window: Window,
         spans: Sequence[tuple[int, int]],
     ) -> tuple[float, float, float]:
         """`plan_kv_flows`'s layerwise timing for one shard (or alike shards ending at `spans`):
@@ -265,8 +276,10 @@ class FlowTransport:
         bandwidth, latency_s = shard.path_bytes_per_s, shard.latency_s
         floor_s = end_s
         for end_layer, num_layers in spans:
-            floor_s = max(floor_s, start_s + end_layer * layer_s + latency_s
-                          + flow_bytes / num_layers / bandwidth)
+            floor_s = max(
+                floor_s,
+                start_s + end_layer * layer_s + latency_s + flow_bytes / num_layers / bandwidth,
+            )
         rate = shard.alone_bytes_per_s
         sent = min(flow_bytes, rate * max(0.0, end_s - send_from_s))
         if sent >= flow_bytes:  # all of it moved during the prefill: done as if alone
@@ -283,8 +296,9 @@ class FlowTransport:
         for shard in pair.shards:
             flow_bytes = shard.fraction * num_bytes
             span = ((shard.first_layer + shard.num_layers, shard.num_layers),)
-            sent, shard_floor_s, shard_used_s = self._layerwise_shard(shard, flow_bytes, window,
-                                                                      span)
+            sent, shard_floor_s, shard_used_s = self._layerwise_shard(
+                shard, flow_bytes, window, span
+            )
             floor_s = max(floor_s, shard_floor_s)
             used_until_s = max(used_until_s, shard_used_s)
             self._credit_outside(shard.path, sent)
@@ -311,7 +325,11 @@ class FlowTransport:
         return True
 
     def _start_solo(
-        self, now_s: float, tid: int, pair: _Pair, num_bytes: float,
+        self,
+        now_s: float,
+        tid: int,
+        pair: _Pair,
+        num_bytes: float,
         window: Window | None,
     ) -> float:
         """Run a transfer of a uniform pair alone on its free links; its event time (s)."""
@@ -319,8 +337,9 @@ class FlowTransport:
         shard_bytes = shard.fraction * num_bytes
         floor_s = now_s
         if window is not None:
-            sent, floor_s, used_until_s = self._layerwise_shard(shard, shard_bytes, window,
-                                                                pair.layer_spans)
+            sent, floor_s, used_until_s = self._layerwise_shard(
+                shard, shard_bytes, window, pair.layer_spans
+            )
             self._claim(pair.links, used_until_s)
             floor_s = max(floor_s, now_s)
             self._shard_bytes[pair.index] += sent
@@ -364,9 +383,7 @@ class FlowTransport:
         return specs, latencies
 
     # ---- internals: the flow network ------------------------------------------------------
-    def _enter_network(
-        self, now_s: float, tid: int, flows: Flows, links: tuple[int, ...]
-    ) -> None:
+    def _enter_network(self, now_s: float, tid: int, flows: Flows, links: tuple[int, ...]) -> None:
         """Start a transfer's flows in the network, with the solo transfers on its links."""
         specs, latencies = self._hand_over(now_s, links)
         specs += [(shard.path, num_bytes, tid) for shard, num_bytes in flows]

@@ -148,14 +148,15 @@ def ttft_rows(three: ThreeWay, rates_per_s: Sequence[float]) -> list[RateRow]:
     """One `RateRow` per rate (rates must be finite and >= 0; InputError otherwise)."""
     rows = []
     for rate in rates_per_s:
-        require(math.isfinite(rate) and rate >= 0, "rates", rate,
-                "finite arrival rates >= 0 req/s")
+        require(math.isfinite(rate) and rate >= 0, "rates", rate, "finite arrival rates >= 0 req/s")
         opts = three.options
-        rows.append(RateRow(
-            rate_per_s=rate,
-            ttft_s={name: mean_ttft_or_none_s(opt, rate) for name, opt in opts.items()},
-            load={name: opt.load(rate) for name, opt in opts.items()},
-        ))
+        rows.append(
+            RateRow(
+                rate_per_s=rate,
+                ttft_s={name: mean_ttft_or_none_s(opt, rate) for name, opt in opts.items()},
+                load={name: opt.load(rate) for name, opt in opts.items()},
+            )
+        )
     return rows
 
 

@@ -39,8 +39,12 @@ class DecodePoint:
 
 
 def _check_ctx(ctx_tokens_per_seq: int) -> None:
-    require(ctx_tokens_per_seq >= 1, "ctx_tokens_per_seq", ctx_tokens_per_seq,
-            "an integer >= 1 (prompt plus generated tokens so far)")
+    require(
+        ctx_tokens_per_seq >= 1,
+        "ctx_tokens_per_seq",
+        ctx_tokens_per_seq,
+        "an integer >= 1 (prompt plus generated tokens so far)",
+    )
 
 
 def tpot_s(model: DecodeLatencyModel, batch_size: int, ctx_tokens_per_seq: int) -> float:
@@ -48,8 +52,12 @@ def tpot_s(model: DecodeLatencyModel, batch_size: int, ctx_tokens_per_seq: int) 
     require(batch_size >= 1, "batch_size", batch_size, "an integer >= 1")
     _check_ctx(ctx_tokens_per_seq)
     seconds = float(model.decode_s(batch_size, batch_size * ctx_tokens_per_seq))
-    require(math.isfinite(seconds) and seconds > 0, "decode_s", seconds,
-            "a latency model returning a finite time > 0 s")
+    require(
+        math.isfinite(seconds) and seconds > 0,
+        "decode_s",
+        seconds,
+        "a latency model returning a finite time > 0 s",
+    )
     return seconds
 
 
@@ -79,8 +87,9 @@ def max_batch_for_tpot_slo(
     never make an iteration faster). `max_batch_size` is the caller's cap, e.g. what fits in
     KV memory. None when even one sequence misses the SLO.
     """
-    require(math.isfinite(tpot_slo_s) and tpot_slo_s > 0, "tpot_slo_s", tpot_slo_s,
-            "a finite SLO > 0 s")
+    require(
+        math.isfinite(tpot_slo_s) and tpot_slo_s > 0, "tpot_slo_s", tpot_slo_s, "a finite SLO > 0 s"
+    )
     require(max_batch_size >= 1, "max_batch_size", max_batch_size, "an integer >= 1")
     if tpot_s(model, 1, ctx_tokens_per_seq) > tpot_slo_s:
         return None

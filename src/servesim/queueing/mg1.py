@@ -39,13 +39,20 @@ class ServiceMoments:
     second_moment_s2: float
 
     def __post_init__(self) -> None:
-        require(math.isfinite(self.mean_s) and self.mean_s > 0, "mean_s", self.mean_s,
-                "a finite service time > 0 s")
+        require(
+            math.isfinite(self.mean_s) and self.mean_s > 0,
+            "mean_s",
+            self.mean_s,
+            "a finite service time > 0 s",
+        )
         # Jensen: E[S^2] >= E[S]^2; allow rounding so that deterministic(d).scaled(k) passes.
         floor = self.mean_s**2 * (1.0 - 1e-12)
-        require(math.isfinite(self.second_moment_s2) and self.second_moment_s2 >= floor,
-                "second_moment_s2", self.second_moment_s2,
-                f"a finite value >= mean_s^2 = {self.mean_s**2:.6g} s^2")
+        require(
+            math.isfinite(self.second_moment_s2) and self.second_moment_s2 >= floor,
+            "second_moment_s2",
+            self.second_moment_s2,
+            f"a finite value >= mean_s^2 = {self.mean_s**2:.6g} s^2",
+        )
 
     @property
     def variance_s2(self) -> float:
@@ -70,8 +77,12 @@ class ServiceMoments:
 
 def deterministic(service_s: float) -> ServiceMoments:
     """Moments of a fixed service time of `service_s` seconds (the M/D/1 case)."""
-    require(math.isfinite(service_s) and service_s > 0, "service_s", service_s,
-            "a finite service time > 0 s")
+    require(
+        math.isfinite(service_s) and service_s > 0,
+        "service_s",
+        service_s,
+        "a finite service time > 0 s",
+    )
     return ServiceMoments(service_s, service_s**2)
 
 
@@ -79,8 +90,12 @@ def moments_from_samples(service_s: Sequence[float] | np.ndarray) -> ServiceMome
     """Empirical moments of observed service times (seconds), each > 0."""
     values = np.asarray(service_s, dtype=float)
     require(values.size > 0, "service_s", "[]", "at least one service time")
-    require(bool(np.all(np.isfinite(values) & (values > 0))), "service_s",
-            "array with a value <= 0 or not finite", "finite service times > 0 s")
+    require(
+        bool(np.all(np.isfinite(values) & (values > 0))),
+        "service_s",
+        "array with a value <= 0 or not finite",
+        "finite service times > 0 s",
+    )
     mean = float(values.mean())
     return ServiceMoments(mean, max(float(np.mean(values**2)), mean**2))
 
@@ -95,14 +110,26 @@ def moments_of_lengths(
     This is how a distribution of prompt lengths (rather than one fixed length) enters the
     Pollaczek-Khinchine formula; `service_s` is any latency function of the prompt length.
     """
-    require(len(lengths_tokens) == len(weights) and len(weights) > 0, "weights", len(weights),
-            f"one weight per length ({len(lengths_tokens)} lengths)")
+    require(
+        len(lengths_tokens) == len(weights) and len(weights) > 0,
+        "weights",
+        len(weights),
+        f"one weight per length ({len(lengths_tokens)} lengths)",
+    )
     w = np.asarray(weights, dtype=float)
-    require(bool(np.all(np.isfinite(w) & (w >= 0))) and w.sum() > 0, "weights", list(weights),
-            "finite weights >= 0 with a positive sum")
+    require(
+        bool(np.all(np.isfinite(w) & (w >= 0))) and w.sum() > 0,
+        "weights",
+        list(weights),
+        "finite weights >= 0 with a positive sum",
+    )
     times = np.array([service_s(int(n)) for n in lengths_tokens], dtype=float)
-    require(bool(np.all(np.isfinite(times) & (times > 0))), "service_s", "a length function",
-            "a service time > 0 s for every length")
+    require(
+        bool(np.all(np.isfinite(times) & (times > 0))),
+        "service_s",
+        "a length function",
+        "a service time > 0 s for every length",
+    )
     p = w / w.sum()
     mean = float(p @ times)
     return ServiceMoments(mean, max(float(p @ times**2), mean**2))
@@ -115,8 +142,12 @@ def stable_rate_limit_per_s(mean_service_s: float, num_servers: int = 1) -> floa
 
 def check_rate(rate_per_s: float) -> None:
     """Reject a negative or non-finite arrival rate."""
-    require(math.isfinite(rate_per_s) and rate_per_s >= 0, "rate_per_s", rate_per_s,
-            "a finite arrival rate >= 0 req/s")
+    require(
+        math.isfinite(rate_per_s) and rate_per_s >= 0,
+        "rate_per_s",
+        rate_per_s,
+        "a finite arrival rate >= 0 req/s",
+    )
 
 
 def check_stable(rate_per_s: float, mean_service_s: float) -> float:

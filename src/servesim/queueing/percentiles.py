@@ -157,8 +157,12 @@ def ttft_quantiles_s(
     TTFT = latency + W, W the M/D/1 wait with service D_m at rate R/N. For a distribution of
     service times use `ttft_quantiles_approx_s` (no closed form exists from two moments).
     """
-    require(option.service.is_deterministic, "service", option.service,
-            "a fixed service time for exact percentiles; use ttft_quantiles_approx_s")
+    require(
+        option.service.is_deterministic,
+        "service",
+        option.service,
+        "a fixed service time for exact percentiles; use ttft_quantiles_approx_s",
+    )
     for level in levels:
         _check_level(level)
     service_s = option.service.mean_s
@@ -211,11 +215,21 @@ def lundberg_decay_per_s(
     Lundberg's inequality then bounds the M/G/1 wait: P(W > t) <= exp(-theta*t) for all t.
     """
     values = np.asarray(service_s, dtype=float)
-    probs = np.full(values.size, 1.0 / max(values.size, 1)) if weights is None \
+    probs = (
+        np.full(values.size, 1.0 / max(values.size, 1))
+        if weights is None
         else np.asarray(weights, dtype=float)
-    require(values.size > 0 and values.size == probs.size and bool(np.all(values > 0))
-            and bool(np.all(probs >= 0)) and probs.sum() > 0, "service_s", f"{values.size} values",
-            "service times > 0 s with one weight >= 0 each (positive sum)")
+    )
+    require(
+        values.size > 0
+        and values.size == probs.size
+        and bool(np.all(values > 0))
+        and bool(np.all(probs >= 0))
+        and probs.sum() > 0,
+        "service_s",
+        f"{values.size} values",
+        "service times > 0 s with one weight >= 0 each (positive sum)",
+    )
     probs = probs / probs.sum()
     check_stable(rate_per_s, float(probs @ values))
 
@@ -254,8 +268,9 @@ def max_rate_for_ttft_quantile_s(
     The quantile grows with the rate, so bisection finds it to `tol_rel`; 0.0 when the
     latency alone reaches the SLO. Needs a fixed service time (see `ttft_quantiles_s`).
     """
-    require(math.isfinite(ttft_slo_s) and ttft_slo_s > 0, "ttft_slo_s", ttft_slo_s,
-            "a finite SLO > 0 s")
+    require(
+        math.isfinite(ttft_slo_s) and ttft_slo_s > 0, "ttft_slo_s", ttft_slo_s, "a finite SLO > 0 s"
+    )
     _check_level(level)
     if option.latency_mean_s >= ttft_slo_s:
         return 0.0

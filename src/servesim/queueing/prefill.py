@@ -42,8 +42,12 @@ class PrefillOption:
     name: str = ""
 
     def __post_init__(self) -> None:
-        require(math.isfinite(self.latency_mean_s) and self.latency_mean_s > 0,
-                "latency_mean_s", self.latency_mean_s, "a finite latency > 0 s")
+        require(
+            math.isfinite(self.latency_mean_s) and self.latency_mean_s > 0,
+            "latency_mean_s",
+            self.latency_mean_s,
+            "a finite latency > 0 s",
+        )
         require(self.num_instances >= 1, "num_instances", self.num_instances, "an integer >= 1")
 
     @property
@@ -71,8 +75,12 @@ def inter_op(
 ) -> PrefillOption:
     """N-way pipeline: request latency D_s (all stages) and bottleneck stage time D_m."""
     latency_moments, stage_moments = _as_moments(latency), _as_moments(stage)
-    require(stage_moments.mean_s <= latency_moments.mean_s * (1 + 1e-12), "stage",
-            stage_moments.mean_s, f"a stage time <= the latency {latency_moments.mean_s:.6g} s")
+    require(
+        stage_moments.mean_s <= latency_moments.mean_s * (1 + 1e-12),
+        "stage",
+        stage_moments.mean_s,
+        f"a stage time <= the latency {latency_moments.mean_s:.6g} s",
+    )
     return PrefillOption(latency_moments.mean_s, stage_moments, 1, name)
 
 
@@ -149,8 +157,9 @@ def max_rate_for_mean_ttft_s(option: PrefillOption, ttft_slo_s: float) -> float:
     With slack B = SLO - latency, (R/N)*E[S^2] = 2*B*(1 - (R/N)*E[S]) gives
     R = N * 2B / (E[S^2] + 2B*E[S]); 0.0 when the latency alone reaches the SLO.
     """
-    require(math.isfinite(ttft_slo_s) and ttft_slo_s > 0, "ttft_slo_s", ttft_slo_s,
-            "a finite SLO > 0 s")
+    require(
+        math.isfinite(ttft_slo_s) and ttft_slo_s > 0, "ttft_slo_s", ttft_slo_s, "a finite SLO > 0 s"
+    )
     slack_s = ttft_slo_s - option.latency_mean_s
     if slack_s <= 0:
         return 0.0

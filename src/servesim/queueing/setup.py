@@ -41,8 +41,9 @@ class LatencySource:
 
     def latency_model(self, parallel: ParallelSpec) -> LatencyModel:
         """The latency model of one TP x PP instance."""
-        return build_latency_model(self.model, self.cluster, parallel, profile=self.profile,
-                                   roofline=self.roofline)
+        return build_latency_model(
+            self.model, self.cluster, parallel, profile=self.profile, roofline=self.roofline
+        )
 
     def check_shape(self, parallel: ParallelSpec, role: str) -> None:
         """Raise InputError when TP x PP breaks a structural rule (heads, node size, layers).
@@ -69,10 +70,18 @@ class LengthMix:
     weights: tuple[float, ...]
 
     def __post_init__(self) -> None:
-        require(len(self.lengths_tokens) == len(self.weights) and len(self.weights) > 0,
-                "lengths_tokens", len(self.lengths_tokens), "one weight per length, at least one")
-        require(min(self.lengths_tokens) >= 1, "input_len", min(self.lengths_tokens),
-                "an integer >= 1 token")
+        require(
+            len(self.lengths_tokens) == len(self.weights) and len(self.weights) > 0,
+            "lengths_tokens",
+            len(self.lengths_tokens),
+            "one weight per length, at least one",
+        )
+        require(
+            min(self.lengths_tokens) >= 1,
+            "input_len",
+            min(self.lengths_tokens),
+            "an integer >= 1 token",
+        )
 
     @classmethod
     def fixed(cls, input_tokens: int) -> LengthMix:
@@ -116,8 +125,11 @@ class PrefillSetup:
 def prefill_setup(source: LatencySource, mix: LengthMix, ways: int) -> PrefillSetup:
     """D, D_s, D_m and K from the latency model, for an N = `ways` degree."""
     require(ways >= 2, "ways", ways, "an integer >= 2 (the parallel degree N)")
-    parallel = {"single": ParallelSpec(1, 1), "inter": ParallelSpec(1, ways),
-                "intra": ParallelSpec(ways, 1)}
+    parallel = {
+        "single": ParallelSpec(1, 1),
+        "inter": ParallelSpec(1, ways),
+        "intra": ParallelSpec(ways, 1),
+    }
     for name, par in parallel.items():
         source.check_shape(par, f"{name}-op" if name != "single" else name)
     notes = {name: source.fit_note(par, mix.max_tokens) for name, par in parallel.items()}
@@ -146,7 +158,9 @@ class DecodeSide:
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         return {
-            "tp": self.parallel.tp, "pp": self.parallel.pp, "ctx_tokens": self.ctx_tokens,
+            "tp": self.parallel.tp,
+            "pp": self.parallel.pp,
+            "ctx_tokens": self.ctx_tokens,
             "max_batch_size": self.max_batch_size,
             "points": [vars(p) for p in self.points],
             "max_batch_for_tpot_slo": self.max_batch_for_slo,
@@ -185,5 +199,6 @@ def decode_side(
     lat = source.latency_model(parallel)
     best = max_batch_for_tpot_slo(lat, tpot_slo_s, ctx_tokens, cap)
     at_slo = None if best is None else decode_curve(lat, [best], ctx_tokens)[0]
-    return DecodeSide(parallel, ctx_tokens, cap, decode_curve(lat, batch_grid(cap), ctx_tokens),
-                      best, at_slo)
+    return DecodeSide(
+        parallel, ctx_tokens, cap, decode_curve(lat, batch_grid(cap), ctx_tokens), best, at_slo
+    )
