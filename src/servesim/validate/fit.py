@@ -11,8 +11,7 @@ serve every row of the backend: nothing is tuned per row.
 The fit has two levels. First one set of `shared` numbers (SHARED_PARAMS: the efficiency scales,
 per-iteration overheads and the front end) is fitted on the training rows of every backend
 together (each row run with its own engine's policy, KV precision and drift), centered on scales
-of 1:
-what every engine has in common with the roofline. Then each backend is fitted from the
+of 1: what every engine has in common with the roofline. Then each backend is fitted from the
 shared numbers and centered on them, so a backend with few rows stays close to what all engines
 do, and one with fewer than MIN_FIT_ROWS rows takes the shared numbers as they are (with too few
 rows in all, the priors).

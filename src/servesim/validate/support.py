@@ -74,8 +74,6 @@ def _precision(row: SiliconRow) -> str:
 
 
 def _parallel_reason(row: SiliconRow, model: ModelSpec) -> str | None:
-    if not all(side.workers_recorded for side in row.sides):
-        return "disaggregated worker counts not recorded (prefill/decode_num_workers empty)"
     for side in row.sides:
         if side.attention_dp > 1:
             return "attention data parallelism (attention DP > 1) not modelled"
@@ -106,6 +104,10 @@ def classify(row: SiliconRow) -> Support:
         return _unsupported(
             f"precision {quant} (gemm {row.gemm_quant_mode or '-'}, moe "
             f"{row.moe_quant_mode or '-'}) not supported: bf16/fp16/fp8 only"
+        )
+    if not all(side.workers_recorded for side in row.sides):
+        return _unsupported(
+            "disaggregated worker counts not recorded (prefill/decode_num_workers empty)"
         )
     reason = _parallel_reason(row, model)
     if reason:
