@@ -161,32 +161,13 @@ def test_setup_form_slower_link_lowers_k(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_workload_form_is_mg1(capsys: pytest.CaptureFixture[str]) -> None:
-    rep = run_json(
-        capsys,
-        "--model",
-        "opt-66b",
-        "--workload",
-        "humaneval",
-        "--samples",
-        "4000",
-        "--ttft-slo",
-        "1.0",
-    )
+    args = ("--model", "opt-66b", "--workload", "humaneval", "--samples", "4000")
+    rep = run_json(capsys, *args, "--ttft-slo", "1.0")
     assert rep["inputs"]["model"] == "M/G/1" and rep["inputs"]["service_scv"] > 0
     assert rep["setup"]["workload"] == "humaneval" and rep["setup"]["samples"] == 4000
     assert rep["max_rate_for_p90_ttft_slo_per_s"] is None  # no exact M/G/1 percentile
     assert rep["max_rate_for_mean_ttft_slo_per_s"]["inter"] > 0
-    again = run_json(
-        capsys,
-        "--model",
-        "opt-66b",
-        "--workload",
-        "humaneval",
-        "--samples",
-        "4000",
-        "--ttft-slo",
-        "1.0",
-    )
+    again = run_json(capsys, *args, "--ttft-slo", "1.0")
     assert again == rep  # the same seed gives the same answer
 
 
