@@ -25,16 +25,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
 
 import numpy as np
 
 from servesim.errors import InputError
 from servesim.latency.backends import FITTED_PARAMS, BackendProfile
 from servesim.validate.predict import predict_row
-from servesim.validate.runner import RowResult, evaluate_row
+from servesim.validate.runner import RowResult, evaluate_row, ordered_map
 from servesim.validate.silicon import SiliconRow
 from servesim.validate.support import Target, classify
 
@@ -69,7 +67,6 @@ ZERO_STEP = {
 }
 
 Case = tuple[SiliconRow, Target]
-T = TypeVar("T")
 
 # Where every fit starts: each engine's documented defaults and the roofline's overheads. vLLM V1
 # chunks prompts into mixed prefill + decode batches; SGLang runs prefill batches apart from decode
@@ -185,10 +182,15 @@ def training_cases(
         support = classify(row)
         if support.target and row.backend == backend and support.target.model_name != exclude_model:
             cases.append((row, support.target))
-    if len(cases) > MAX_FIT_ROWS:
-        pick = np.random.default_rng(seed).choice(len(cases), MAX_FIT_ROWS, replace=False)
-        cases = [cases[i] for i in sorted(pick)]
-    return cases
+    return _subset(cases, MAX_FIT_ROWS, seed)
+
+
+def _subset(cases: list[Case], limit: int, seed: int = 0) -> list[Case]:
+    """At most `limit` of `cases`, a fixed random subset in their order."""
+    if len(cases) <= limit:
+        return cases
+    pick = np.random.default_rng(seed).choice(len(cases), limit, replace=False)
+    return [cases[i] for i in sorted(pick)]
 
 
 def _without(exclude_model: str | None) -> str:
@@ -203,9 +205,7 @@ def fit_shared(
     cases = [c for backend in priors for c in training_cases(rows, backend, exclude_model)]
     if len(cases) < MIN_FIT_ROWS:
         return None
-    if len(cases) > MAX_SHARED_ROWS:
-        pick = np.random.default_rng(0).choice(len(cases), MAX_SHARED_ROWS, replace=False)
-        cases = [cases[i] for i in sorted(pick)]
+    cases = _subset(cases, MAX_SHARED_ROWS)
     start = next(iter(priors.values())).with_params(name="shared")  # type: ignore[arg-type]
     return fit_backend(
         cases, start, "silicon rows of every backend" + _without(exclude_model), settings=priors
@@ -234,28 +234,6 @@ def run_fit(
     return fit_backend(cases, prior, what, center=shared)
 
 
-def _pmap(
-    fn: Callable[..., T],
-    args: Sequence[tuple[object, ...]],
-    workers: int,
-    advance: Callable[[float], None] | None,
-) -> list[T]:
-    """fn(*a) for each a, in worker processes when workers > 1, in order."""
-    out: list[T] = []
-    if workers > 1 and len(args) > 1:
-        with ProcessPoolExecutor(max_workers=min(workers, len(args))) as pool:
-            for result in pool.map(fn, *zip(*args, strict=True)):
-                out.append(result)
-                if advance:
-                    advance(1)
-        return out
-    for a in args:
-        out.append(fn(*a))
-        if advance:
-            advance(1)
-    return out
-
-
 def fit_all(
     jobs: Sequence[FitJob],
     rows: Sequence[SiliconRow],
@@ -265,12 +243,12 @@ def fit_all(
 ) -> dict[FitJob, BackendProfile]:
     """Run fit jobs: the shared fit of each excluded model first, then the backends."""
     excluded = sorted({job.exclude_model or "" for job in jobs})
-    shared_fits = _pmap(
+    shared_fits = ordered_map(
         fit_shared, [(rows, priors, name or None) for name in excluded], workers, advance
     )
     shared = dict(zip(excluded, shared_fits, strict=True))
     args = [(job, rows, priors, shared[job.exclude_model or ""]) for job in jobs]
-    return dict(zip(jobs, _pmap(run_fit, args, workers, advance), strict=True))
+    return dict(zip(jobs, ordered_map(run_fit, args, workers, advance), strict=True))
 
 
 def fit_on_all(

@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from servesim.errors import InputError
 from servesim.latency.backends import BackendProfile, load_backend
@@ -18,6 +19,7 @@ from servesim.validate.silicon import SiliconRow
 from servesim.validate.support import Target, classify
 
 Backends = Mapping[str, BackendProfile]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,19 +111,31 @@ def evaluate(
             jobs.append((row, backend_for(row, profiles, override), max_requests))
         except InputError:
             jobs.append((row, BackendProfile(row.backend or "unknown"), -1))
-    results: list[RowResult] = []
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for result in pool.map(_evaluate_or_reject, jobs, chunksize=16):
-                results.append(result)
+    return ordered_map(_evaluate_or_reject, [(job,) for job in jobs], workers, advance, 16)
+
+
+def ordered_map(
+    fn: Callable[..., T],
+    args: Sequence[tuple[object, ...]],
+    workers: int,
+    advance: Callable[[float], None] | None = None,
+    chunksize: int = 1,
+) -> list[T]:
+    """fn(*a) for each a, in order, in worker processes when workers > 1; `advance(1)` after
+    each result."""
+    out: list[T] = []
+    if workers > 1 and len(args) > 1:
+        with ProcessPoolExecutor(max_workers=min(workers, len(args))) as pool:
+            for result in pool.map(fn, *zip(*args, strict=True), chunksize=chunksize):
+                out.append(result)
                 if advance:
                     advance(1)
-        return results
-    for job in jobs:
-        results.append(_evaluate_or_reject(job))
+        return out
+    for a in args:
+        out.append(fn(*a))
         if advance:
             advance(1)
-    return results
+    return out
 
 
 def _evaluate_or_reject(job: tuple[SiliconRow, BackendProfile, int | None]) -> RowResult:
