@@ -79,3 +79,75 @@ def test_efficiency_rejects_bad_values() -> None:
         Efficiency(gemm_compute=0.0)
     with pytest.raises(InputError, match="gemm_overhead_s"):
         Efficiency(gemm_overhead_s=-1.0)
+
+
+def test_touched_experts_under_random_and_balanced_routing() -> None:
+    # One token touches topk experts either way; random routing repeats experts as tokens grow,
+    # balanced routing touches min(E, tokens * topk); both split evenly over ep GPUs.
+    assert ops.touched_experts(1.0, 8.0, 128.0) == pytest.approx((8.0, 8.0))
+    random, assigned = ops.touched_experts(16.0, 8.0, 128.0)
+    assert random == pytest.approx(128.0 * (1.0 - (1.0 - 8.0 / 128.0) ** 16))
+    assert random < 128.0 and assigned == 128.0
+    assert ops.touched_experts(16.0, 8.0, 128.0, balanced=1.0)[0] == 128.0
+    assert ops.touched_experts(4.0, 8.0, 128.0, ep=8.0, balanced=1.0) == pytest.approx((4.0, 4.0))
+    arrays = ops.touched_experts(np.array([1.0, 64.0]), 8.0, 128.0, balanced=np.array([1.0, 1.0]))
+    assert arrays[0].tolist() == [8.0, 128.0]
+
+
+def _synthetic_moe_table(eff: Efficiency) -> Table:
+    tokens, ep = np.meshgrid([1, 2, 4, 8, 16, 64, 256, 1024, 4096, 16384], [1, 8, 64])
+    n = tokens.size
+    x = {
+        "num_tokens": tokens.ravel().astype(float),
+        "hidden": np.full(n, 4096.0),
+        "inter": np.full(n, 1536.0),
+        "topk": np.full(n, 8.0),
+        "num_experts": np.full(n, 128.0),
+        "tp": np.ones(n),
+        "ep": ep.ravel().astype(float),
+        "balanced": np.ones(n),
+    }
+    table = Table("synthetic/moe_perf.csv", "moe", "a100-80gb", np.array(["s"] * n), x, np.ones(n))
+    return Table(table.source, table.kind, table.gpu, table.labels, x, predict(table, eff))
+
+
+def test_moe_routing_cost_is_paid_on_every_token_whatever_the_expert_split() -> None:
+    eff = Efficiency(moe_token_s=2e-9)
+    table = _synthetic_moe_table(eff)
+    without = predict(table, Efficiency(moe_token_s=0.0))
+    extra = predict(table, eff) - without
+    np.testing.assert_allclose(extra, 2e-9 * table.x["num_tokens"] * 8.0, rtol=1e-9)
+
+
+def test_fit_recovers_known_moe_factors() -> None:
+    # A short ramp (20 tokens per expert) leaves small batches memory-bound, so every factor shows.
+    truth = Efficiency(
+        moe_compute=0.45,
+        moe_half_tokens=20.0,
+        moe_memory=0.85,
+        moe_overhead_s=30e-6,
+        moe_token_s=5e-9,
+    )
+    fitted = fit_gpu([_synthetic_moe_table(truth)], "a100-80gb").efficiency
+    assert fitted.moe_compute == pytest.approx(truth.moe_compute, rel=0.05)
+    assert fitted.moe_memory == pytest.approx(truth.moe_memory, rel=0.05)
+    assert fitted.moe_overhead_s == pytest.approx(truth.moe_overhead_s, rel=0.1)
+    assert fitted.moe_token_s == pytest.approx(truth.moe_token_s, rel=0.1)
+
+
+@given(tokens=st.integers(min_value=1, max_value=4096), skew=st.floats(0.05, 2.5))
+@settings(max_examples=100, deadline=None)
+def test_skewed_routing_touches_fewer_experts_than_uniform(tokens: int, skew: float) -> None:
+    uniform = ops.touched_experts(float(tokens), 8.0, 128.0)[0]
+    skewed = ops.touched_experts(float(tokens), 8.0, 128.0, skew=skew)[0]
+    more = ops.touched_experts(float(tokens + 1), 8.0, 128.0, skew=skew)[0]
+    assert 8.0 - 1e-6 <= skewed <= uniform + 1e-6  # a token still routes to topk experts
+    assert skewed <= more <= 128.0 + 1e-9
+
+
+def test_skewed_routing_at_skew_zero_is_uniform() -> None:
+    for tokens in (1.0, 4.0, 16.0, 256.0):
+        uniform = ops.touched_experts(tokens, 8.0, 256.0)[0]
+        assert ops.skewed_touched(tokens, 8, 256, 1e-9) == pytest.approx(uniform, rel=1e-6)
+    # Zipf(1) over 128 experts: 16 tokens touch about 58 experts, not 82.
+    assert ops.skewed_touched(16.0, 8, 128, 1.0) == pytest.approx(57.7, abs=0.5)

@@ -100,3 +100,64 @@ def test_fp8_gemm_table_is_fitted_and_its_error_reported() -> None:
         assert report.num_rows == len(per_tensor) > 30000
         assert report.median_pct < 10.0 and report.p90_pct < 30.0  # 7.5 / 20.1 (was 41.9 / 84.9)
     assert 0.55 < refit.efficiency.gemm_fp8_compute < 0.8  # 8192^3 measures 0.66 of the fp8 peak
+
+
+def test_moe_tables_read_balanced_rows_and_block_fp8_when_measured() -> None:
+    h100 = [
+        t for t in read_folder(SHARED_PROFILES / "aiconfigurator" / "h100_sxm") if t.kind == "moe"
+    ]
+    assert sorted(t.precision for t in h100) == ["bf16", "fp8"]
+    assert all(np.all(t.x["balanced"] == 1.0) for t in h100)
+    # Only balanced rows are read from a file that has them (a third of the bf16 rows).
+    assert len(next(t for t in h100 if t.precision == "bf16")) == 5400
+    a100 = [
+        t for t in read_folder(SHARED_PROFILES / "aiconfigurator" / "a100_sxm") if t.kind == "moe"
+    ]
+    assert len(a100) == 1 and np.all(a100[0].x["balanced"] == 0.0)
+    assert "skewed routing" in a100[0].note
+
+
+def test_default_routing_skew_matches_the_power_law_moe_tables() -> None:
+    """With kernel factors fitted on balanced rows, aiconfigurator's power-law rows (EP 1, 2-256
+    tokens) are matched better by the default Zipf skew than by uniform or stronger skew."""
+    import csv
+    from dataclasses import replace
+
+    from servesim.latency import ops
+    from servesim.specs import get_gpu
+
+    path = SHARED_PROFILES / "aiconfigurator" / "h100_sxm" / "moe" / "vllm" / "0.24.0"
+    rows = [
+        r
+        for r in csv.DictReader((path / "moe_perf.csv").open())
+        if r["moe_dtype"] == "bfloat16"
+        and r["distribution"].startswith("power_law")
+        and r["moe_ep_size"] == "1"
+        and 2 <= int(r["num_tokens"]) <= 256
+    ]
+    gpu, eff = get_gpu("h100-sxm"), load_profile("h100-sxm").efficiency()
+
+    def error(skew: float) -> float:
+        e = replace(eff, routing_skew=skew)
+        logs = [
+            np.log(
+                ops.moe_s(
+                    float(r["num_tokens"]),
+                    float(r["hidden_size"]),
+                    float(r["inter_size"]),
+                    float(r["topk"]),
+                    float(r["num_experts"]),
+                    gpu,
+                    e,
+                    float(r["moe_tp_size"]),
+                )
+                / (float(r["latency"]) * 1e-3)
+            )
+            for r in rows
+        ]
+        return float(np.median(np.abs(logs)))
+
+    assert len(rows) > 2000
+    default = error(eff.routing_skew)
+    assert eff.routing_skew == 0.75
+    assert default < 0.8 * error(0.0) and default < 0.8 * error(1.25)

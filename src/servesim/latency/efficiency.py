@@ -35,6 +35,11 @@ class Efficiency:
     moe_half_tokens: float = 0.0  # tokens per expert at half efficiency
     moe_memory: float = 0.70
     moe_overhead_s: float = 10e-6
+    moe_token_s: float = 0.0  # routing/permutation per token-expert pair, every token of the call
+    # Zipf exponent of MoE expert popularity outside balanced benchmark tables (0: uniform random
+    # routing). 0.75 is what aiconfigurator's power-law routing tables (its "realistic" routing for
+    # DeepSeek and Qwen3) touch on H100 (docs/latency.md).
+    routing_skew: float = 0.75
     attention_compute: float = 0.50
     attention_memory: float = 0.75
     attention_half_tokens: float = 0.0  # prompt length at which prefill attention runs at half eff
@@ -90,4 +95,4 @@ class Efficiency:
 
 
 def _is_fraction(name: str) -> bool:
-    return not name.endswith(("_s", "_tokens"))
+    return not name.endswith(("_s", "_tokens", "_skew"))

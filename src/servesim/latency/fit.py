@@ -47,7 +47,10 @@ FAMILIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("attention_compute", "attention_half_tokens", "attention_overhead_s", "attention_seq_s"),
     ),
     "attn_decode": (("attn_decode",), ("attention_memory", "decode_overhead_s", "decode_seq_s")),
-    "moe": (("moe",), ("moe_compute", "moe_half_tokens", "moe_memory", "moe_overhead_s")),
+    "moe": (
+        ("moe",),
+        ("moe_compute", "moe_half_tokens", "moe_memory", "moe_overhead_s", "moe_token_s"),
+    ),
     "allreduce": (("allreduce",), ("communication", "collective_latency_s")),
     "send": (("send",), ("send_efficiency", "send_latency_s")),
     "e2e": (

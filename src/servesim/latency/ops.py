@@ -7,7 +7,8 @@ peaks scaled by the achievable-efficiency factors of an `Efficiency`:
   time (weights + activations) / (bandwidth * eff_memory); overhead plus the larger of the two.
 - Attention: a fixed overhead, a per-sequence cost, Q/O bytes per token, and per (query, key) pair
   the larger of its FLOPs and its KV bytes -- linear in the context for a fixed batch.
-- MoE: the experts a batch touches are streamed once; each touched expert's GEMMs ramp like GEMMs.
+- MoE: the experts a batch touches (balanced or Zipf-skewed routing) are streamed once; each
+  touched expert's GEMMs ramp like GEMMs; routing and permutation cost per token-expert pair.
 - Element-wise kernels (norms, rotary, activation, residual add, embedding) move bytes, each
   kind at its own bandwidth fraction and launch cost.
 - Ring all-reduce: latency + 2*(tp-1)/tp * bytes / (link * eff);
@@ -19,6 +20,7 @@ the default `Efficiency` they are the roofline; a fitted profile replaces the fa
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -140,21 +142,78 @@ def moe_split(
     tp: Any = 1,
     ep: Any = 1,
     precision: str = "bf16",
+    balanced: Any = 0.0,
 ) -> tuple[Any, Any]:
-    """(compute_s, memory_s) of one fused-MoE call (gated experts, uniform routing) on one GPU.
+    """(compute_s, memory_s) of one fused-MoE call (gated experts) on one GPU.
 
-    The experts touched by `num_tokens` tokens routed to `topk` of `num_experts` are expected to
-    number E * (1 - (1 - topk/E)^tokens); each is streamed once and its GEMMs ramp like a GEMM's.
+    Routing is balanced (`balanced` 1: every expert the same load, how benchmark tables are
+    measured) or skewed by `eff.routing_skew` (how servesim serves); see `touched_experts`. Each
+    touched expert is streamed once and its GEMMs ramp like a GEMM's.
     """
-    touched = num_experts * (1.0 - (1.0 - topk / num_experts) ** num_tokens) / ep
+    touched, assignments = touched_experts(
+        num_tokens, topk, num_experts, ep, balanced, eff.routing_skew
+    )
     expert_params = 3.0 * hidden * inter / tp
-    assignments = num_tokens * topk / ep
     rate = _flops(gpu, precision) * eff.moe_compute
     compute = 2.0 * expert_params * (assignments + touched * eff.moe_half_tokens) / rate
     moved = (
         touched * expert_params * _weight_bytes(precision) + assignments * 2 * hidden * ACT_BYTES
     )
     return compute, moved / (gpu.memory_bw_bytes_per_s * eff.moe_memory)
+
+
+def touched_experts(
+    num_tokens: Any,
+    topk: Any,
+    num_experts: Any,
+    ep: Any = 1,
+    balanced: Any = 0.0,
+    skew: float = 0.0,
+) -> tuple[Any, Any]:
+    """(experts touched, token-expert assignments) on one GPU of an ep-way expert split.
+
+    Balanced routing (every expert the same load, as benchmark tables are measured) touches
+    min(E, tokens * topk) experts. Otherwise expert popularity is Zipf(`skew`) (`skewed_touched`;
+    skew 0 is uniform random routing, E * (1 - (1 - topk/E)^tokens)): popular experts are shared
+    by more tokens, so fewer are touched. Both are spread evenly over the ep GPUs.
+    """
+    assigned = num_tokens * topk
+    if skew > 0 and np.ndim(num_tokens) == 0:
+        routed: Any = skewed_touched(float(num_tokens), int(topk), int(num_experts), skew)
+    elif skew > 0:
+        routed = np.vectorize(skewed_touched, otypes=[float])(
+            num_tokens, np.asarray(topk, int), np.asarray(num_experts, int), skew
+        )
+    else:
+        routed = num_experts * (1.0 - (1.0 - topk / num_experts) ** num_tokens)
+    touched = np.where(np.asarray(balanced) > 0, np.minimum(assigned, num_experts), routed) / ep
+    if np.ndim(touched) == 0:
+        return float(touched), assigned / ep
+    return touched, assigned / ep
+
+
+@functools.cache
+def _inclusion(topk: int, num_experts: int, skew: float) -> np.ndarray:
+    """Probability that one token routes to each expert when expert i (1-based rank) is chosen
+    with weight i^-skew: each expert's chance over `draws` independent picks, with `draws` set so
+    that a token picks `topk` experts on average."""
+    weights = np.arange(1, num_experts + 1, dtype=float) ** -skew
+    p = weights / weights.sum()
+    lo, hi = float(topk), float(topk) * num_experts
+    for _ in range(60):  # bisection on the number of draws
+        draws = 0.5 * (lo + hi)
+        if (1.0 - (1.0 - p) ** draws).sum() < topk:
+            lo = draws
+        else:
+            hi = draws
+    return 1.0 - (1.0 - p) ** (0.5 * (lo + hi))
+
+
+@functools.lru_cache(maxsize=65536)
+def skewed_touched(num_tokens: float, topk: int, num_experts: int, skew: float) -> float:
+    """Expected experts touched by `num_tokens` tokens under Zipf(`skew`) expert popularity."""
+    q = _inclusion(topk, num_experts, skew)
+    return float((1.0 - (1.0 - q) ** num_tokens).sum())
 
 
 def moe_s(
@@ -168,12 +227,14 @@ def moe_s(
     tp: Any = 1,
     ep: Any = 1,
     precision: str = "bf16",
+    balanced: Any = 0.0,
 ) -> Any:
     """Seconds of one fused-MoE call on one GPU of a tp x ep group."""
     compute, memory = moe_split(
-        num_tokens, hidden, inter, topk, num_experts, gpu, eff, tp, ep, precision
+        num_tokens, hidden, inter, topk, num_experts, gpu, eff, tp, ep, precision, balanced
     )
-    return eff.moe_overhead_s + np.maximum(compute, memory)
+    routing = eff.moe_token_s * num_tokens * topk
+    return eff.moe_overhead_s + routing + np.maximum(compute, memory)
 
 
 # ---- element-wise, collectives, sends --------------------------------------------------------

@@ -99,6 +99,8 @@ def _moe(t: Table, gpu: GpuSpec, eff: Efficiency) -> Array:
             eff,
             x["tp"],
             x["ep"],
+            t.precision,
+            x.get("balanced", 0.0),
         )
     )
 

@@ -102,13 +102,24 @@ def read_aic_attention(path: Path, root: Path, gpu: str) -> list[Table]:
     return [make_table(str(path.relative_to(root)), kind, gpu, rows)] if rows else []
 
 
+# moe_dtype -> (precision, note) of the fused-MoE rows read: bf16, and the block-scaled fp8 of
+# fp8 checkpoints (Qwen3-FP8, DeepSeek-V3/R1) as fp8 weights. Per-tensor fp8 and 4-bit kernels
+# are other kernel families, not read.
+_AIC_MOE_DTYPES = {"bfloat16": ("bf16", ""), "fp8_block": ("fp8", "fp8 block-scaled")}
+
+
 def read_aic_moe(path: Path, root: Path, gpu: str) -> list[Table]:
-    """Unquantized (bf16) fused-MoE rows; quantized kernels are not read."""
-    rows: Rows = []
-    for r in read_csv(path):
-        if r["moe_dtype"] != "bfloat16":
+    """Fused-MoE rows, one table per dtype read. Rows measured with balanced routing (every
+    expert the same load) are read when the file has them, and modelled as such; otherwise the
+    power-law rows are read and modelled with the latency model's skewed routing
+    (`routing_skew`)."""
+    raw = [r for r in read_csv(path) if r["moe_dtype"] in _AIC_MOE_DTYPES]
+    balanced = any(r["distribution"] == "balanced" for r in raw)
+    by_dtype: dict[str, Rows] = {}
+    for r in raw:
+        if balanced and r["distribution"] != "balanced":
             continue
-        rows.append(
+        by_dtype.setdefault(r["moe_dtype"], []).append(
             {
                 "label": f"moe{r['hidden_size']}x{r['inter_size']}e{r['num_experts']}k{r['topk']}",
                 "measured_s": float(r["latency"]) * MS,
@@ -119,9 +130,17 @@ def read_aic_moe(path: Path, root: Path, gpu: str) -> list[Table]:
                 "num_experts": float(r["num_experts"]),
                 "tp": float(r["moe_tp_size"]),
                 "ep": float(r["moe_ep_size"]),
+                "balanced": 1.0 if balanced else 0.0,
             }
         )
-    return [make_table(str(path.relative_to(root)), "moe", gpu, rows)] if rows else []
+    source = str(path.relative_to(root))
+    routing = "balanced" if balanced else "power-law rows as skewed routing"
+    tables = []
+    for dtype, rows in by_dtype.items():
+        precision, note = _AIC_MOE_DTYPES[dtype]
+        note = f"{note}, {routing}" if note else routing
+        tables.append(make_table(source, "moe", gpu, rows, precision=precision, note=note))
+    return tables
 
 
 def read_aic_allreduce(path: Path, root: Path, gpu: str) -> list[Table]:

@@ -100,10 +100,12 @@ class RooflineModel:
         t = self.terms
         gemm_c, gemm_m = t.layers.split(num_tokens)
         moe_c, moe_m = self._moe(num_tokens)
-        overhead = (
-            t.layers.overhead_s + t.elem_base_s + t.moe_layers * self.efficiency.moe_overhead_s
-        )
-        return gemm_c + moe_c, gemm_m + moe_m + t.elem_s_per_token * num_tokens, overhead
+        eff = self.efficiency
+        overhead = t.layers.overhead_s + t.elem_base_s + t.moe_layers * eff.moe_overhead_s
+        # Per-token work outside the roofline: element-wise kernels and MoE routing.
+        topk = t.moe_shape[2] if t.moe_layers else 0.0
+        per_token = t.elem_s_per_token + t.moe_layers * eff.moe_token_s * topk
+        return gemm_c + moe_c, gemm_m + moe_m + per_token * num_tokens, overhead
 
     def _head(self, num_seqs: float) -> float:
         return self.terms.head(num_seqs)
