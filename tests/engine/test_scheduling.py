@@ -11,6 +11,7 @@ from servesim.engine.prefill import saturating_prefill_tokens
 from servesim.latency import build_latency_model
 from servesim.specs.parallel import ParallelSpec
 from servesim.workload import Fixed, OpenLoopWorkload, Poisson, Uniform
+from servesim.workload.synthetic import ClosedLoopWorkload
 
 from .factories import CLUSTER, MODEL, StubLatency, deployment, fixed_workload, run, stubs
 
@@ -227,3 +228,38 @@ def test_instance_stats() -> None:
     assert 0 < s.utilization(res.end_s) <= 1
     assert s.num_iterations >= 100 * 19 / s.max_batch_size
     assert 1 <= s.mean_batch_size <= s.max_batch_size
+
+
+class _Burst:
+    """Open-loop requests that all arrive at the same instant (a trace at coarse resolution)."""
+
+    def __init__(self, num: int, isl: int = 300, osl: int = 4) -> None:
+        self.num, self.isl, self.osl = num, isl, osl
+
+    def chunks(self, seed: int, chunk_size: int = 65536) -> Any:
+        from servesim.workload.base import RequestChunk
+
+        yield RequestChunk(
+            np.zeros(self.num),
+            np.full(self.num, self.isl, dtype=np.int64),
+            np.full(self.num, self.osl, dtype=np.int64),
+        )
+
+
+def test_simultaneous_arrivals_at_an_idle_instance_are_scheduled_together() -> None:
+    """A real scheduler pass takes every waiting request: a burst of 6 x 300 tokens under
+    L_m = 1000 runs as 3 + 3, not 1 + 3 + 2 (the first arrival is not started alone)."""
+    for mode in ("prefill_only", "disagg"):
+        result = run(mode, _Burst(6), max_prefill_tokens=1000)
+        _, sizes = np.unique(result.records.prefill_start_s, return_counts=True)
+        assert sizes.tolist() == [3, 3], mode
+    colocated = run("colocated", _Burst(6), policy="vllm", max_prefill_tokens=1000)
+    _, sizes = np.unique(colocated.records.prefill_start_s, return_counts=True)
+    assert sizes.tolist() == [3, 3]
+    # A burst spread over two instances: each starts its share at once.
+    two = run("colocated", _Burst(6), num_instances=2, policy="vllm", max_prefill_tokens=1000)
+    assert np.all(two.records.prefill_start_s == 0.0)
+    assert sorted(np.bincount(two.records.prefill_instance).tolist()) == [3, 3]
+    # Closed loop: the C first requests of the clients arrive together at t = 0.
+    closed = run("colocated", ClosedLoopWorkload(4, Fixed(300, 4), 4), policy="vllm")
+    assert np.all(closed.records.prefill_start_s == 0.0)

@@ -90,13 +90,15 @@ class ColocatedInstance(Instance):
             self.max_kv = used
 
     # ---- events -------------------------------------------------------------------------------
-    def arrive(self, rid: int, now: float) -> float | None:
-        """A request arrives; returns a boundary time when the schedule must change."""
+    def arrive(self, rid: int, now: float, defer: bool = False) -> float | None:
+        """A request arrives; returns a boundary time when the schedule must change. An idle
+        instance decides at once unless `defer` (more requests arrive at this instant): then it
+        returns `now`, and the engine runs that boundary after the last of them."""
         quiet = not self.waiting and not self.partial
         self.waiting.append(rid)
         if self.state == IDLE:
             self.batch.t0 = now
-            return self.decide(now)
+            return now if defer else self.decide(now)
         if self.state == DECODE and quiet:
             b = self.batch
             k = b.iterations_to(now - b.t0)
@@ -109,6 +111,8 @@ class ColocatedInstance(Instance):
     def on_boundary(self, now: float) -> float | None:
         """The scheduled boundary: finish the iteration(s) in progress, then decide the next."""
         state = self.state
+        if state == IDLE:  # requests arrived together and were left to the last of them
+            return self.decide(now)
         if state == DECODE:
             self._run(self.target - self.batch.it)
             self._retire(now)

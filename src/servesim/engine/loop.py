@@ -3,7 +3,10 @@
 Same-time events run in priority order -- iteration boundaries and prefill batch ends first,
 then pipeline slots, then KV-transfer ends, then arrivals -- and, within a priority, in the
 order they were scheduled, so every run is deterministic. Open-loop arrivals are not pushed on
-the heap: they stream from the workload's chunks and are merged with the heap's head.
+the heap: they stream from the workload's chunks and are merged with the heap's head. Requests
+that arrive at one instant (a closed loop's first round, a lock-step wave, a trace with coarse
+timestamps) reach an idle instance together: it decides after the last of them, as one pass of
+a real engine's scheduler takes every waiting request.
 
 An instance has at most one live boundary event; rescheduling bumps its version and the old
 entry is skipped when popped. Transfers are versioned the same way, so a network model may move
@@ -28,6 +31,7 @@ from servesim.engine.events import (
     K_DECODE,
     K_PREFILL_END,
     K_SLOT,
+    PRIO_ARRIVAL,
     PRIO_BOUNDARY,
     PRIO_SLOT,
     Event,
@@ -64,6 +68,9 @@ class Engine(Handoff):
         self.now = 0.0
         self.num_finished = 0
         self.num_rejected = 0
+        # More arrivals follow at this instant: idle instances they reach wait for the last one.
+        self.burst = False
+        self._deferred: list[Instance] = []
         self.ploads = [0] * len(instances.prefill)  # queued + prefilling, per prefill instance
         self.dloads = [0] * len(instances.decode)  # routed and not finished, per decode instance
         self.cloads = [0] * len(instances.colocated)  # outstanding, per colocated instance
@@ -115,22 +122,40 @@ class Engine(Handoff):
         heap, handlers, arrive = self.heap, self.handlers, self.arrive
         for chunk in chunks:
             first, times, rejected = self._admit_chunk(chunk)
-            if not any(rejected):  # the common case: a tighter loop
+            arrivals = chunk.arrival_s
+            together = len(arrivals) > 1 and bool(np.any(arrivals[1:] == arrivals[:-1]))
+            if not together and not any(rejected):  # the common case: a tighter loop
                 for rid, t in enumerate(times, first):
                     while heap and heap[0][0] <= t:
                         ev = heappop(heap)
                         handlers[ev[3]](ev)
                     arrive(rid, t)
                 continue
+            last = len(times) - 1
             for j, t in enumerate(times):
                 while heap and heap[0][0] <= t:
                     ev = heappop(heap)
                     handlers[ev[3]](ev)
+                self.burst = j < last and times[j + 1] == t
                 if rejected[j]:
                     self.reject(first + j, t)
                 else:
                     arrive(first + j, t)
+                if self._deferred and not self.burst:
+                    self.start_deferred(t)
         self.drain()
+
+    def start_deferred(self, t: float) -> None:
+        """The last arrival of an instant is in: start the idle instances it left waiting."""
+        deferred, self._deferred = self._deferred, []
+        for inst in deferred:
+            if isinstance(inst, ColocatedInstance):
+                inst.version += 1
+                heappush(
+                    self.heap, (t, PRIO_BOUNDARY, next(self._seq), K_COLOCATED, inst, inst.version)
+                )
+            elif isinstance(inst, PrefillInstance):
+                self._try_prefill(inst, t)
 
     def drain(self) -> None:
         """Process events until the heap is empty."""
@@ -188,12 +213,17 @@ class Engine(Handoff):
         inst = self.inst.colocated[j]
         self.rec.prefill_instance[rid] = inst.index
         self.rec.decode_instance[rid] = inst.index
-        t2 = inst.arrive(rid, t)
+        defer = self.burst or (bool(self._deferred) and inst in self._deferred)
+        t2 = inst.arrive(rid, t, defer)
         if t2 is not None:
-            inst.version += 1
-            heappush(
-                self.heap, (t2, PRIO_BOUNDARY, next(self._seq), K_COLOCATED, inst, inst.version)
-            )
+            inst.version += 1  # supersedes the boundary scheduled before
+            if defer and t2 == t:  # a decision now: after the last arrival of this instant
+                if inst not in self._deferred:
+                    self._deferred.append(inst)
+            else:
+                heappush(
+                    self.heap, (t2, PRIO_BOUNDARY, next(self._seq), K_COLOCATED, inst, inst.version)
+                )
         if self.check:
             inst.check()
 
@@ -223,7 +253,10 @@ class Engine(Handoff):
         self.rec.prefill_instance[rid] = inst.index
         inst.queue.append(rid)
         if inst.in_flight < inst.pp and t >= inst.slot_free_s:
-            self._try_prefill(inst, t)
+            if not self.burst:
+                self._try_prefill(inst, t)
+            elif inst not in self._deferred:
+                self._deferred.append(inst)
 
     def _try_prefill(self, inst: PrefillInstance, now: float) -> None:
         started = inst.try_start(now)
@@ -303,7 +336,11 @@ class Engine(Handoff):
     # ---- closed loop --------------------------------------------------------------------------
     def _on_arrival_event(self, ev: Event) -> None:
         """A closed-loop arrival: the driver (ev[4]) creates the request."""
-        ev[4].arrive(ev[0])  # type: ignore[attr-defined]
+        t, heap = ev[0], self.heap
+        self.burst = bool(heap) and heap[0][0] == t and heap[0][1] == PRIO_ARRIVAL
+        ev[4].arrive(t)  # type: ignore[attr-defined]
+        if self._deferred and not self.burst:
+            self.start_deferred(t)
 
     def in_flight(self) -> int:
         """Requests inside the cluster, counted from the instances' own bookkeeping."""
