@@ -35,8 +35,10 @@ PROBE_RATE_PER_S = 2.0
 
 def deployment(nic_gbps: float, kv_transfer: str = "after_prefill") -> Deployment:
     cluster = make_cluster("a100-80gb", num_nodes=2, nic_gbps=nic_gbps, nics_per_node=1)
-    groups = (InstanceGroup("prefill", ParallelSpec(4, 1), 2),
-              InstanceGroup("decode", ParallelSpec(4, 1), 2))
+    groups = (
+        InstanceGroup("prefill", ParallelSpec(4, 1), 2),
+        InstanceGroup("decode", ParallelSpec(4, 1), 2),
+    )
     return Deployment(get_model("opt-66b"), cluster, groups, kv_transfer=kv_transfer)
 
 
@@ -45,24 +47,34 @@ def workload_at(num_requests: int) -> Callable[[float], Any]:
     return lambda rate: OpenLoopWorkload(Poisson(rate), lengths, num_requests)
 
 
-def sweep(kv_transfer: str, affinity: str, nic_gbps: tuple[float, ...],
-          num_requests: int) -> list[BandwidthPoint]:
+def sweep(
+    kv_transfer: str, affinity: str, nic_gbps: tuple[float, ...], num_requests: int
+) -> list[BandwidthPoint]:
     return goodput_vs_nic(
-        deployment(nic_gbps[0], kv_transfer), workload_at(num_requests), nic_gbps, SLO,
-        bound_per_s=4.0, probe_rate_per_s=PROBE_RATE_PER_S, affinity=affinity,
+        deployment(nic_gbps[0], kv_transfer),
+        workload_at(num_requests),
+        nic_gbps,
+        SLO,
+        bound_per_s=4.0,
+        probe_rate_per_s=PROBE_RATE_PER_S,
+        affinity=affinity,
         bisection=BisectionSpec(target=0.9, rel_tol=0.03),
     )
 
 
 def print_sweep(title: str, points: list[BandwidthPoint]) -> None:
     print(f"\n{title}")
-    print(f"{'NIC Gbps':>8} {'goodput req/s':>13} {'KV mean ms':>10} {'KV p99 ms':>10} "
-          f"{'% of TTFT':>9} {'% of E2E':>8} {'p90 TTFT s':>10}  bottleneck")
+    print(
+        f"{'NIC Gbps':>8} {'goodput req/s':>13} {'KV mean ms':>10} {'KV p99 ms':>10} "
+        f"{'% of TTFT':>9} {'% of E2E':>8} {'p90 TTFT s':>10}  bottleneck"
+    )
     for p in points:
-        print(f"{p.nic_gbps:>8.0f} {p.goodput_per_s:>13.2f} {p.kv_transfer_mean_s * 1e3:>10.2f} "
-              f"{p.kv_transfer_p99_s * 1e3:>10.2f} {p.ttft_share:>9.2%} {p.e2e_share:>8.3%} "
-              f"{p.p90_ttft_s:>10.3f}  "
-              f"{p.bottleneck}")
+        print(
+            f"{p.nic_gbps:>8.0f} {p.goodput_per_s:>13.2f} {p.kv_transfer_mean_s * 1e3:>10.2f} "
+            f"{p.kv_transfer_p99_s * 1e3:>10.2f} {p.ttft_share:>9.2%} {p.e2e_share:>8.3%} "
+            f"{p.p90_ttft_s:>10.3f}  "
+            f"{p.bottleneck}"
+        )
 
 
 def time_runs(dep: Deployment, wl: Any, repeats: int) -> tuple[float, float]:
@@ -79,10 +91,14 @@ def time_runs(dep: Deployment, wl: Any, repeats: int) -> tuple[float, float]:
 
 
 def print_slowdown(num_requests: int, repeats: int) -> None:
-    print(f"\nEngine slowdown with the flow model ({num_requests} requests, least CPU time of "
-          f"{repeats} runs)")
-    print(f"{'NIC Gbps':>8} {'KV mode':>13} {'rate/s':>6} {'off ms':>8} {'on ms':>8} "
-          f"{'slowdown':>8} {'solo':>6}")
+    print(
+        f"\nEngine slowdown with the flow model ({num_requests} requests, least CPU time of "
+        f"{repeats} runs)"
+    )
+    print(
+        f"{'NIC Gbps':>8} {'KV mode':>13} {'rate/s':>6} {'off ms':>8} {'on ms':>8} "
+        f"{'slowdown':>8} {'solo':>6}"
+    )
     # typical loads: below each bandwidth's goodput (about 1 req/s at 25 Gbps, 5 at 200)
     for gbps, rates in ((25.0, (0.5, 0.8)), (200.0, (1.0, 2.0, 4.0))):
         for kv in ("after_prefill", "layerwise"):
@@ -93,8 +109,10 @@ def print_slowdown(num_requests: int, repeats: int) -> None:
                 transport = flow_transport(dep)
                 simulate(dep, wl, seed=0, transport=transport)
                 solo = transport.num_solo / max(1, transport.num_transfers)
-                print(f"{gbps:>8.0f} {kv:>13} {rate:>6.1f} {off * 1e3:>8.1f} {on * 1e3:>8.1f} "
-                      f"{on / off - 1:>+8.0%} {solo:>6.0%}")
+                print(
+                    f"{gbps:>8.0f} {kv:>13} {rate:>6.1f} {off * 1e3:>8.1f} {on * 1e3:>8.1f} "
+                    f"{on / off - 1:>+8.0%} {solo:>6.0%}"
+                )
 
 
 def main() -> None:
@@ -104,8 +122,11 @@ def main() -> None:
     args = parser.parse_args()
     for kv in ("after_prefill", "layerwise"):
         points = sweep(kv, "high", NIC_GBPS, args.requests)
-        print_sweep(f"High affinity, prefill node 0 -> decode node 1, one NIC per node, {kv} "
-                    f"(probe rate {PROBE_RATE_PER_S} req/s)", points)
+        print_sweep(
+            f"High affinity, prefill node 0 -> decode node 1, one NIC per node, {kv} "
+            f"(probe rate {PROBE_RATE_PER_S} req/s)",
+            points,
+        )
     low = sweep("after_prefill", "low", (25.0,), args.requests)
     print_sweep("Low affinity, each prefill/decode pair on one node (KV over NVLink)", low)
     print_slowdown(args.requests * 4, args.repeats)

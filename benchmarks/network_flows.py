@@ -26,8 +26,14 @@ PathMaker = Callable[[int], Path]
 
 
 def _shapes(rng: np.random.Generator, num_flows: int) -> dict[str, tuple[list[float], PathMaker]]:
-    topo = Topology(num_nodes=4, gpus_per_node=8, nic_gbps=200.0, nics_per_node=2,
-                    oversubscription=2.0, nodes_per_leaf=2)
+    topo = Topology(
+        num_nodes=4,
+        gpus_per_node=8,
+        nic_gbps=200.0,
+        nics_per_node=2,
+        oversubscription=2.0,
+        nodes_per_leaf=2,
+    )
 
     def cluster_path(_: int) -> Path:
         src, dst = rng.choice(topo.num_gpus, size=2, replace=False)
@@ -40,8 +46,14 @@ def _shapes(rng: np.random.Generator, num_flows: int) -> dict[str, tuple[list[fl
     }
 
 
-def _measure(capacities: list[float], make_path: PathMaker, num_flows: int, steps: int,
-             incremental: bool, rng: np.random.Generator) -> tuple[float, float, float]:
+def _measure(
+    capacities: list[float],
+    make_path: PathMaker,
+    num_flows: int,
+    steps: int,
+    incremental: bool,
+    rng: np.random.Generator,
+) -> tuple[float, float, float]:
     """Mean microseconds per start and per complete, and updates per call."""
     net = FlowNetwork(capacities, incremental=incremental)
     for i in range(num_flows):
@@ -71,18 +83,23 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000, help="start+complete pairs per row")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    print(f"{'shape':<9} {'flows':>5} {'mode':<11} {'start us':>9} {'complete us':>11} "
-          f"{'updates/call':>12}")
+    print(
+        f"{'shape':<9} {'flows':>5} {'mode':<11} {'start us':>9} {'complete us':>11} "
+        f"{'updates/call':>12}"
+    )
     for num_flows in (1, 10, 100):
         for shape in ("shared", "disjoint", "cluster"):
             for incremental in (True, False):
                 rng = np.random.default_rng(args.seed)
                 capacities, make_path = _shapes(rng, num_flows)[shape]
-                start_us, complete_us, updates = _measure(capacities, make_path, num_flows,
-                                                          args.steps, incremental, rng)
+                start_us, complete_us, updates = _measure(
+                    capacities, make_path, num_flows, args.steps, incremental, rng
+                )
                 mode = "incremental" if incremental else "full"
-                print(f"{shape:<9} {num_flows:>5} {mode:<11} {start_us:>9.1f} "
-                      f"{complete_us:>11.1f} {updates:>12.1f}")
+                print(
+                    f"{shape:<9} {num_flows:>5} {mode:<11} {start_us:>9.1f} "
+                    f"{complete_us:>11.1f} {updates:>12.1f}"
+                )
 
 
 if __name__ == "__main__":

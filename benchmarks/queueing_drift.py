@@ -61,9 +61,15 @@ class PromptsOnly:
         return 1.0
 
 
-def simulated_mean_ttft_s(source: LatencySource, parallel: ParallelSpec,
-                          lengths: LengthDistribution, rate: float,
-                          max_prefill_tokens: int | None, requests: int, seed: int) -> float:
+def simulated_mean_ttft_s(
+    source: LatencySource,
+    parallel: ParallelSpec,
+    lengths: LengthDistribution,
+    rate: float,
+    max_prefill_tokens: int | None,
+    requests: int,
+    seed: int,
+) -> float:
     """Mean TTFT (s) of one prefill-only run."""
     group = InstanceGroup("prefill", parallel, 1, max_prefill_tokens=max_prefill_tokens)
     deployment = Deployment(source.model, source.cluster, (group,))
@@ -72,8 +78,14 @@ def simulated_mean_ttft_s(source: LatencySource, parallel: ParallelSpec,
     return float(np.mean(records.first_token_s - records.arrival_s))
 
 
-def tandem_mean_ttft_s(source: LatencySource, parallel: ParallelSpec,
-                       lengths: LengthDistribution, rate: float, requests: int, seed: int) -> float:
+def tandem_mean_ttft_s(
+    source: LatencySource,
+    parallel: ParallelSpec,
+    lengths: LengthDistribution,
+    rate: float,
+    requests: int,
+    seed: int,
+) -> float:
     """Mean TTFT (s) of PP FCFS stages in series, no batching, each taking D_m(L).
 
     Leaving the last stage at c_i, TTFT = c_i - a_i - (PP * D_m(L) - D_s(L)): the stages carry
@@ -97,9 +109,16 @@ def tandem_mean_ttft_s(source: LatencySource, parallel: ParallelSpec,
     return float(np.mean(ttft - (parallel.pp * stage - total)))
 
 
-def drift_table(source: LatencySource, option: PrefillOption, parallel: ParallelSpec,
-                lengths: LengthDistribution, limits: tuple[int | None, ...], requests: int,
-                seed: int, tandem: bool = False) -> list[list[str]]:
+def drift_table(
+    source: LatencySource,
+    option: PrefillOption,
+    parallel: ParallelSpec,
+    lengths: LengthDistribution,
+    limits: tuple[int | None, ...],
+    requests: int,
+    seed: int,
+    tandem: bool = False,
+) -> list[list[str]]:
     """Rows: load, closed form, then simulated mean TTFT and its drift for each L_m."""
     rows = []
     for load in LOADS:
@@ -118,8 +137,9 @@ def drift_table(source: LatencySource, option: PrefillOption, parallel: Parallel
     return rows
 
 
-def print_table(title: str, limits: tuple[int | None, ...], rows: list[list[str]],
-                tandem: bool = False) -> None:
+def print_table(
+    title: str, limits: tuple[int | None, ...], rows: list[list[str]], tandem: bool = False
+) -> None:
     names = [f"L_m={'default' if lm is None else lm}" for lm in limits]
     names += ["tandem, no batching"] if tandem else []
     header = ["load", "rate req/s", "closed form s", *names]
@@ -134,8 +154,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--samples", type=int, default=200_000,
-                        help="prompts sampled for the M/G/1 moments")
+    parser.add_argument(
+        "--samples", type=int, default=200_000, help="prompts sampled for the M/G/1 moments"
+    )
     args = parser.parse_args()
     source = LatencySource(get_model("opt-66b"), make_cluster("a100-80gb"))
     fixed = prefill_setup(source, LengthMix.fixed(512), 2).three
@@ -144,15 +165,25 @@ def main() -> None:
     spread = prefill_setup(source, LengthMix.from_samples(sampled), 2).three
     for name, parallel in OPTIONS.items():
         limits: tuple[int | None, ...] = (512, 1024, 2048, 4096)
-        rows = drift_table(source, fixed.options[name], parallel, Fixed(512, 1), limits,
-                           args.requests, args.seed)
+        rows = drift_table(
+            source, fixed.options[name], parallel, Fixed(512, 1), limits, args.requests, args.seed
+        )
         print_table(f"OPT-66B, {name}-op {parallel}, 512-token prompts (M/D/1)", limits, rows)
         limits = (1, 512, 2048, None)
         tandem = parallel.pp > 1
-        rows = drift_table(source, spread.options[name], parallel, prompts, limits,
-                           args.requests, args.seed, tandem)
-        print_table(f"OPT-66B, {name}-op {parallel}, ShareGPT prompts (M/G/1)", limits, rows,
-                    tandem)
+        rows = drift_table(
+            source,
+            spread.options[name],
+            parallel,
+            prompts,
+            limits,
+            args.requests,
+            args.seed,
+            tandem,
+        )
+        print_table(
+            f"OPT-66B, {name}-op {parallel}, ShareGPT prompts (M/G/1)", limits, rows, tandem
+        )
 
 
 if __name__ == "__main__":
