@@ -126,6 +126,20 @@ def test_leave_one_model_out_keeps_priors_when_data_is_scarce() -> None:
     assert fitted and all("prior" in p.fitted_on[0] for p in fitted.values())
 
 
+def test_a_backend_with_rows_of_one_model_takes_the_shared_numbers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from servesim.validate import fit
+
+    monkeypatch.setattr(fit, "MIN_FIT_ROWS", 1)
+    rows = read_silicon(FIXTURE)  # its one supported trtllm row is Llama-3.1-70B
+    shared = fit.PRIORS["trtllm"].with_params(compute_scale=0.9, request_overhead_s=0.01)
+    kept = fit.run_fit(fit.FitJob("trtllm", None), rows, fit.PRIORS, shared)
+    assert kept.compute_scale == 0.9 and kept.request_overhead_s == 0.01
+    assert kept.policy == fit.PRIORS["trtllm"].policy
+    assert "1 model(s)" in kept.fitted_on[0]
+
+
 def test_scale_penalty_is_zero_at_its_center_and_grows_away_from_it() -> None:
     from servesim.validate import fit
 

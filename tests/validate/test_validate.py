@@ -22,7 +22,7 @@ from servesim.validate.predict import (
     predict_row,
 )
 from servesim.validate.silicon import read_silicon
-from servesim.validate.support import classify
+from servesim.validate.support import DUPLICATE_REASON, classify
 
 DATA = Path(__file__).parent / "data"
 FIXTURE = DATA / "fixture.csv"
@@ -200,9 +200,8 @@ def test_desync_zero_keeps_lock_step_waves() -> None:
     ttft_spread = predict_row(row, target, spread).ttft_ms
     _, models = build_row(row, target, locked)
     burst = 1e3 * models["colocated"].prefill_s(8, 8 * row.isl, 8 * row.isl**2)
-    # the first arrival of a wave starts its prefill alone, the other C - 1 queue behind it
-    single = 1e3 * models["colocated"].prefill_s(1, row.isl, row.isl**2)
-    assert (single + 7 * burst) / 8 == pytest.approx(ttft_locked, rel=0.05)
+    # every wave's C prompts are prefilled in one batch (the engine schedules after the wave)
+    assert burst == pytest.approx(ttft_locked, rel=0.05)
     assert ttft_spread < 0.7 * ttft_locked
 
 
@@ -211,5 +210,20 @@ def test_shared_sample_reads_and_classifies() -> None:
     rows = read_silicon(SHARED)
     assert len(rows) == 4164
     supported = [r for r in rows if classify(r).supported]
-    # EP rows included; attention DP, fp4 and disaggregated rows without worker counts are not
-    assert 1000 < len(supported) < 1100
+    # EP rows included; attention DP, fp4, disaggregated rows without worker counts and the 36
+    # copies of supported rows (exported twice) are not
+    assert len(supported) == 1000
+    assert sum(classify(r).reason == DUPLICATE_REASON for r in rows) == 36
+
+
+def test_a_measurement_exported_twice_is_counted_once(tmp_path: Path) -> None:
+    lines = _fixture_lines()
+    hand = next(line for line in lines if line.startswith("hand_c1,"))
+    copy = hand.replace("hand_c1,silicon_concurrency=1,vllm,0.0,", "copy,other source,vllm,9.9,")
+    cells = hand.split(",")
+    cells[0], cells[-1] = "remeasured", str(float(cells[-1]) * 1.1)  # another TPOT: not a copy
+    rows = read_silicon(_write(tmp_path, [*lines, copy, ",".join(cells)]))
+    by_id = {r.id: r for r in rows}
+    assert by_id["copy"].duplicate_of == "hand_c1" and by_id["remeasured"].duplicate_of is None
+    assert classify(by_id["copy"]).reason == DUPLICATE_REASON
+    assert classify(by_id["remeasured"]).supported and classify(by_id["hand_c1"]).supported

@@ -13,8 +13,11 @@ per-iteration overheads and the front end) is fitted on the training rows of eve
 together (each row run with its own engine's policy, KV precision and drift), centered on scales
 of 1: what every engine has in common with the roofline. Then each backend is fitted from the
 shared numbers and centered on them, so a backend with few rows stays close to what all engines
-do, and one with fewer than MIN_FIT_ROWS rows takes the shared numbers as they are (with too few
-rows in all, the priors).
+do, and one with fewer than MIN_FIT_ROWS rows, or rows of fewer than MIN_FIT_MODELS models,
+takes the shared numbers as they are (with too few rows in all, the priors): fitted on one
+model's rows, a backend's numbers absorb that model's quirks and its GPU's calibration gaps
+(SGLang's rows are DeepSeek on Blackwell and Qwen3-32B on H100; either alone predicted the
+other badly).
 
 `leave_one_model_out` refits both levels, for each catalog model M, on the rows of the other
 models and predicts M's rows with those profiles, so the errors say how servesim does on a model
@@ -45,6 +48,7 @@ SCALES = ("compute_scale", "memory_scale", "attention_scale")
 SHARED_PARAMS = ("iteration_overhead_s", "seq_overhead_s", "request_overhead_s", *SCALES)
 MAX_SHARED_ROWS = 120  # training rows of the shared fit (a fixed random subset when more)
 MIN_FIT_ROWS = 20
+MIN_FIT_MODELS = 2  # a backend's own numbers need rows of two models (else one model's quirks)
 MAX_FIT_ROWS = 80  # training rows per backend (a fixed random subset when more)
 FIT_MAX_REQUESTS: int | None = None  # fits simulate the same benchmark as the evaluation
 STEPS = (4.0, 2.0, 1.41, 1.19)  # multiplicative step of each coordinate-search pass
@@ -227,9 +231,11 @@ def run_fit(
     prior = priors[job.backend]
     if shared is not None:
         prior = prior.with_params(**shared_params(shared))
-    if len(cases) < MIN_FIT_ROWS:
+    models = {target.model_name for _, target in cases}
+    if len(cases) < MIN_FIT_ROWS or len(models) < MIN_FIT_MODELS:
         what = "shared numbers" if shared is not None else "prior"
-        return prior.with_params(fitted_on=(f"{what} (only {len(cases)} training rows)",))  # type: ignore[arg-type]
+        why = f"only {len(cases)} training rows of {len(models)} model(s)"
+        return prior.with_params(fitted_on=(f"{what} ({why})",))  # type: ignore[arg-type]
     what = f"silicon rows of {job.backend}" + _without(job.exclude_model)
     return fit_backend(cases, prior, what, center=shared)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, replace
 from pathlib import Path
 
 from servesim.errors import InputError
@@ -88,6 +88,7 @@ class SiliconRow:
     agg: Side | None = None
     prefill: Side | None = None
     decode: Side | None = None
+    duplicate_of: str | None = None  # id of an earlier row with the same setup and results
 
     @property
     def sides(self) -> tuple[Side, ...]:
@@ -235,4 +236,19 @@ def read_silicon(path: str | Path) -> list[SiliconRow]:
     for record in reader:
         line = reader.line_num
         rows.append(parse_row(record, f"{path}: line {line}", line))
-    return rows
+    return mark_duplicates(rows)
+
+
+def mark_duplicates(rows: list[SiliconRow]) -> list[SiliconRow]:
+    """`rows` with `duplicate_of` set on every row whose setup and measured TTFT and TPOT equal
+    an earlier row's (the same measurement exported under two source files or image tags)."""
+    first: dict[tuple[object, ...], str] = {}
+    out = []
+    for row in rows:
+        key = astuple(replace(row, id="", line=0, backend_version=""))
+        if key in first:
+            row = replace(row, duplicate_of=first[key])
+        else:
+            first[key] = row.id
+        out.append(row)
+    return out

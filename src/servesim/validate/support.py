@@ -27,6 +27,7 @@ NVLINK_DOMAIN_GPUS = {"gb200": 72, "gb300": 72}
 DEFAULT_NODE_GPUS = 8
 WEIGHT_PRECISIONS = {"": "bf16", "bf16": "bf16", "fp16": "fp16", "fp8": "fp8"}
 SUPPORTED_QUANT_MODES = ("", "bf16", "fp16", "fp8", "fp8_block")
+DUPLICATE_REASON = "duplicate of an earlier row (same setup, TTFT and TPOT): counted once"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,5 +113,7 @@ def classify(row: SiliconRow) -> Support:
     reason = _parallel_reason(row, model)
     if reason:
         return _unsupported(reason)
+    if row.duplicate_of is not None:
+        return _unsupported(DUPLICATE_REASON)
     node_gpus = NVLINK_DOMAIN_GPUS.get(row.system.lower(), DEFAULT_NODE_GPUS)
     return Support(Target(model, name, gpu, weights, node_gpus), None)
