@@ -213,19 +213,33 @@ class Engine(Handoff):
         inst = self.inst.colocated[j]
         self.rec.prefill_instance[rid] = inst.index
         self.rec.decode_instance[rid] = inst.index
-        defer = self.burst or (bool(self._deferred) and inst in self._deferred)
-        t2 = inst.arrive(rid, t, defer)
-        if t2 is not None:
-            inst.version += 1  # supersedes the boundary scheduled before
-            if defer and t2 == t:  # a decision now: after the last arrival of this instant
-                if inst not in self._deferred:
-                    self._deferred.append(inst)
-            else:
+        if self.burst or self._deferred:
+            self._arrive_colocated_together(inst, rid, t)
+        else:
+            t2 = inst.arrive(rid, t)
+            if t2 is not None:
+                inst.version += 1
                 heappush(
                     self.heap, (t2, PRIO_BOUNDARY, next(self._seq), K_COLOCATED, inst, inst.version)
                 )
         if self.check:
             inst.check()
+
+    def _arrive_colocated_together(self, inst: ColocatedInstance, rid: int, t: float) -> None:
+        """An arrival with others at the same instant: a decision it needs now waits for the
+        last of them (start_deferred)."""
+        defer = self.burst or inst in self._deferred
+        t2 = inst.arrive(rid, t, defer)
+        if t2 is None:
+            return
+        inst.version += 1  # supersedes the boundary scheduled before
+        if defer and t2 == t:
+            if inst not in self._deferred:
+                self._deferred.append(inst)
+        else:
+            heappush(
+                self.heap, (t2, PRIO_BOUNDARY, next(self._seq), K_COLOCATED, inst, inst.version)
+            )
 
     def _on_colocated(self, ev: Event) -> None:
         inst: ColocatedInstance = ev[4]  # type: ignore[assignment]
