@@ -146,14 +146,12 @@ class Engine(Handoff):
         self.drain()
 
     def start_deferred(self, t: float) -> None:
-        """The last arrival of an instant is in: start the idle instances it left waiting."""
+        """The last arrival of an instant is in: run the decisions it left waiting (a colocated
+        instance's boundary now, a prefill instance's next batch)."""
         deferred, self._deferred = self._deferred, []
         for inst in deferred:
             if isinstance(inst, ColocatedInstance):
-                inst.version += 1
-                heappush(
-                    self.heap, (t, PRIO_BOUNDARY, next(self._seq), K_COLOCATED, inst, inst.version)
-                )
+                self._schedule_colocated(inst, t)
             elif isinstance(inst, PrefillInstance):
                 self._try_prefill(inst, t)
 
@@ -218,12 +216,14 @@ class Engine(Handoff):
         else:
             t2 = inst.arrive(rid, t)
             if t2 is not None:
-                inst.version += 1
-                heappush(
-                    self.heap, (t2, PRIO_BOUNDARY, next(self._seq), K_COLOCATED, inst, inst.version)
-                )
+                self._schedule_colocated(inst, t2)
         if self.check:
             inst.check()
+
+    def _schedule_colocated(self, inst: ColocatedInstance, t: float) -> None:
+        """`inst`'s next boundary at `t`; the one scheduled before is superseded."""
+        inst.version += 1
+        heappush(self.heap, (t, PRIO_BOUNDARY, next(self._seq), K_COLOCATED, inst, inst.version))
 
     def _arrive_colocated_together(self, inst: ColocatedInstance, rid: int, t: float) -> None:
         """An arrival with others at the same instant: a decision it needs now waits for the
@@ -232,14 +232,12 @@ class Engine(Handoff):
         t2 = inst.arrive(rid, t, defer)
         if t2 is None:
             return
-        inst.version += 1  # supersedes the boundary scheduled before
         if defer and t2 == t:
+            inst.version += 1  # the boundary scheduled before is superseded
             if inst not in self._deferred:
                 self._deferred.append(inst)
         else:
-            heappush(
-                self.heap, (t2, PRIO_BOUNDARY, next(self._seq), K_COLOCATED, inst, inst.version)
-            )
+            self._schedule_colocated(inst, t2)
 
     def _on_colocated(self, ev: Event) -> None:
         inst: ColocatedInstance = ev[4]  # type: ignore[assignment]
@@ -249,10 +247,7 @@ class Engine(Handoff):
         if inst.finished:
             self._drain_finished(inst, self.cloads)
         if t2 is not None:
-            inst.version += 1
-            heappush(
-                self.heap, (t2, PRIO_BOUNDARY, next(self._seq), K_COLOCATED, inst, inst.version)
-            )
+            self._schedule_colocated(inst, t2)
         if self.check:
             inst.check()
         if self.timeline is not None:
