@@ -146,3 +146,18 @@ def test_shipped_h100_profile_makes_fp8_faster_than_bf16(profile: str, m: float)
     assert 1.3 < bf16 / fp8 < 2.0
     if m == 8192.0:  # measured 0.836 ms
         assert 0.7e-3 < fp8 < 1.05e-3
+
+
+def test_fp4_runs_the_scaled_kernel_at_the_fp4_peak_where_the_gpu_has_fp4() -> None:
+    b200, h100 = get_gpu("b200"), get_gpu("h100-sxm")
+    assert b200.peak_flops_per_s("fp4") == 2 * b200.peak_flops_per_s("fp8")
+    # Hopper has no fp4 tensor cores: NVFP4 weights are widened and computed at the bf16 rate
+    assert h100.peak_flops_per_s("fp4") == h100.peak_flops_per_s("bf16")
+    assert gemm.has_fp8_kernel(b200, "fp4") and not gemm.has_fp8_kernel(h100, "fp4")
+    big = (8192.0, 8192.0, 8192.0)
+    fp4 = float(gemm.gemm_compute_s(*big, b200, EFF, "fp4"))
+    assert fp4 == pytest.approx(0.5 * float(gemm.gemm_compute_s(*big, b200, EFF, "fp8")), rel=0.02)
+    # a decode-sized GEMM streams 0.5625 bytes per weight (4 bits and one fp8 scale per 16)
+    base_fp4, _ = gemm.gemm_memory_line(8192.0, 8192.0, b200, EFF, "fp4")
+    base_fp8, _ = gemm.gemm_memory_line(8192.0, 8192.0, b200, EFF, "fp8")
+    assert base_fp4 == pytest.approx(0.5625 * base_fp8)

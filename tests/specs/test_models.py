@@ -176,3 +176,13 @@ def test_catalog_has_the_issue_models() -> None:
         "qwen3-32b",
         "deepseek-v3",
     } <= set(model_names())
+
+
+def test_fp4_weights_keep_an_fp8_kv_cache_and_fp4_kv_is_refused() -> None:
+    base = get_model("llama-3.1-70b")
+    fp4 = base.with_precision("fp4")
+    assert fp4.bytes_per_param == 0.5625  # 4 bits plus one fp8 scale per 16 values
+    assert fp4.kv_bytes_per_element == 1 and fp4.weight_bytes < base.weight_bytes / 3
+    assert fp4.with_precision(kv="bf16").kv_bytes_per_element == 2
+    with pytest.raises(InputError, match="kv_dtype"):
+        base.with_precision(kv="fp4")

@@ -20,6 +20,7 @@ from servesim.validate.predict import (
     measured_window,
     num_requests_for,
     predict_row,
+    row_model,
 )
 from servesim.validate.silicon import read_silicon
 from servesim.validate.support import DUPLICATE_REASON, classify
@@ -98,12 +99,12 @@ def test_unsupported_rows_are_listed_with_reasons(capsys: pytest.CaptureFixture[
     report = run_json(capsys, "--max-requests", "8")
     by_id = {r["id"]: r for r in report["rows"]}
     assert len(by_id) == 7 and report["num_supported"] == 3
-    assert "precision fp4" in by_id["fp4_row"]["reason"]
+    assert "precision int4" in by_id["int4_row"]["reason"]
     assert "not in the catalog" in by_id["unknown_model"]["reason"]
     assert "attention data parallelism" in by_id["adp_row"]["reason"]
     # a disaggregated row without its worker counts has no definite size to simulate
     assert "worker counts not recorded" in by_id["disagg_no_workers"]["reason"]
-    unsupported = ("fp4_row", "unknown_model", "adp_row", "disagg_no_workers")
+    unsupported = ("int4_row", "unknown_model", "adp_row", "disagg_no_workers")
     for rid in unsupported:
         assert not by_id[rid]["supported"] and by_id[rid]["predicted_tpot_ms"] is None
     assert sum(u["num_rows"] for u in report["unsupported"]) == len(unsupported)
@@ -210,10 +211,10 @@ def test_shared_sample_reads_and_classifies() -> None:
     rows = read_silicon(SHARED)
     assert len(rows) == 4164
     supported = [r for r in rows if classify(r).supported]
-    # EP rows included; attention DP, fp4, disaggregated rows without worker counts and the 36
-    # copies of supported rows (exported twice) are not
-    assert len(supported) == 1000
-    assert sum(classify(r).reason == DUPLICATE_REASON for r in rows) == 36
+    # EP and NVFP4 rows included; attention DP, disaggregated rows without worker counts and the
+    # 47 copies of supported rows (exported twice) are not
+    assert len(supported) == 1493
+    assert sum(classify(r).reason == DUPLICATE_REASON for r in rows) == 47
 
 
 def test_a_measurement_exported_twice_is_counted_once(tmp_path: Path) -> None:
@@ -227,3 +228,23 @@ def test_a_measurement_exported_twice_is_counted_once(tmp_path: Path) -> None:
     assert by_id["copy"].duplicate_of == "hand_c1" and by_id["remeasured"].duplicate_of is None
     assert classify(by_id["copy"]).reason == DUPLICATE_REASON
     assert classify(by_id["remeasured"]).supported and classify(by_id["hand_c1"]).supported
+
+
+def test_nvfp4_rows_are_simulated_with_fp4_weights_and_fp8_kv(tmp_path: Path) -> None:
+    lines = _fixture_lines()
+    int4 = next(line for line in lines if line.startswith("int4_row,"))
+    fp4 = int4.replace("int4_row,", "fp4_row,").replace(",int4,agg,", ",fp4,agg,")
+    fp4 = fp4.replace(",int4_wo,int4_wo,", ",nvfp4,nvfp4,")
+    fp8 = fp4.replace("fp4_row,", "fp8_row,").replace(",fp4,agg,", ",fp8,agg,")
+    fp8 = fp8.replace(",nvfp4,nvfp4,", ",fp8,fp8_block,")
+    rows = {r.id: r for r in read_silicon(_write(tmp_path, [lines[0], fp4, fp8]))}
+    target = classify(rows["fp4_row"]).target
+    assert target is not None and target.weight_precision == "fp4"
+    trtllm = BackendProfile("trtllm", fp8_kv_cache=True)
+    assert row_model(target, trtllm).kv_bytes_per_element == 1
+    fp8_target = classify(rows["fp8_row"]).target
+    assert fp8_target is not None
+    # same deployment, half the weight bytes: decode (memory-bound at C = 8) is faster
+    tpot4 = predict_row(rows["fp4_row"], target, trtllm, max_requests=16).tpot_ms
+    tpot8 = predict_row(rows["fp8_row"], fp8_target, trtllm, max_requests=16).tpot_ms
+    assert tpot4 < tpot8

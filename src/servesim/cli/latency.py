@@ -43,7 +43,9 @@ def latency(
         None, help="Serving-engine profile: vllm, sglang, trtllm (or a JSON file)."
     ),
     roofline: bool = typer.Option(False, "--roofline", help="Use the roofline from specs alone."),
-    precision: str | None = typer.Option(None, help="Weight precision: bf16, fp16 or fp8."),
+    precision: str | None = typer.Option(
+        None, help="Weight precision: bf16, fp16, fp8 or fp4 (NVFP4)."
+    ),
     kv_precision: str | None = typer.Option(None, help="KV-cache precision: bf16, fp16 or fp8."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:

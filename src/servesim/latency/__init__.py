@@ -46,12 +46,12 @@ def build_latency_model(
 
     `profile` names a shipped profile or a JSON file (default: the GPU's shipped profile);
     `roofline=True` ignores profiles and uses the datasheet roofline. `precision` is the GEMM
-    precision ('bf16' or 'fp8'); by default that of the model's weights. `backend` names a
+    precision ('bf16', 'fp8' or 'fp4'); by default that of the model's weights. `backend` names a
     serving-engine profile (latency/backends.py) whose fitted overheads and kernel efficiencies
     are applied on top of the profile.
     """
     if precision is None:
-        precision = "fp8" if model.dtype == "fp8" else "bf16"
+        precision = model.dtype if model.dtype in ("fp8", "fp4") else "bf16"
     loaded = None if roofline else resolve_profile(profile, cluster.gpu.name)
     if loaded is not None and loaded.kind == "distserve":
         if backend is not None:

@@ -57,7 +57,7 @@ class BackendProfile:
         name: 'vllm', 'sglang' or 'trtllm' (or any name for a custom file).
         policy: colocated scheduling the engine uses by default: 'chunked' or 'vllm'.
         chunk_tokens: token budget of one chunked-prefill iteration (decodes included).
-        fp8_kv_cache: an fp8 checkpoint keeps its KV cache in fp8 (else bf16).
+        fp8_kv_cache: an fp8 or fp4 checkpoint keeps its KV cache in fp8 (else bf16).
         iteration_overhead_s: seconds of CPU scheduling/launch per iteration (replaces the
             latency profile's value).
         seq_overhead_s: seconds per sequence per iteration (input preparation, sampling;
@@ -137,7 +137,7 @@ class BackendProfile:
 
     def kv_precision(self, weight_precision: str) -> str:
         """KV-cache precision for a checkpoint of `weight_precision`."""
-        return "fp8" if weight_precision == "fp8" and self.fp8_kv_cache else "bf16"
+        return "fp8" if weight_precision in ("fp8", "fp4") and self.fp8_kv_cache else "bf16"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

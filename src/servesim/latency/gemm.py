@@ -51,14 +51,18 @@ QUANT_BYTES = ACT_BYTES + 1  # quantising one activation: read bf16, write fp8
 
 
 def has_fp8_kernel(gpu: GpuSpec, precision: str) -> bool:
-    """Whether an fp8 GEMM runs the fp8 path (quantise, then an fp8 tensor-core GEMM)."""
-    return precision == "fp8" and gpu.fp8_tflops is not None
+    """Whether a GEMM runs the scaled low-precision path (quantise the activations, then an fp8
+    or fp4 tensor-core GEMM): fp8 on a part with fp8 tensor cores, fp4 (NVFP4) on one with fp4
+    tensor cores. fp4 has no measured tables: it takes the fp8 kernel's factors at the fp4 peak."""
+    if precision == "fp8":
+        return gpu.fp8_tflops is not None
+    return precision == "fp4" and gpu.fp4_tflops is not None
 
 
 def compute_rate(gpu: GpuSpec, eff: Efficiency, precision: str = "bf16") -> float:
     """Achieved FLOP/s at large m: the precision's peak times its eff_max."""
     if has_fp8_kernel(gpu, precision):
-        return gpu.peak_flops_per_s("fp8") * eff.gemm_fp8_compute
+        return gpu.peak_flops_per_s(precision) * eff.gemm_fp8_compute
     return gpu.peak_flops_per_s("bf16") * eff.gemm_compute
 
 

@@ -55,7 +55,7 @@ def _flops(gpu: GpuSpec, precision: str) -> float:
     return gpu.peak_flops_per_s(precision)
 
 
-def _weight_bytes(precision: str) -> int:
+def _weight_bytes(precision: str) -> float:
     return BYTES_PER_ELEMENT[precision]
 
 

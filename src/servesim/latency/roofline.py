@@ -318,7 +318,7 @@ def build_roofline(
     eff = efficiency or Efficiency()
     gpu = cluster.gpu
     tp, pp, layers = parallel.tp, parallel.pp, model.num_layers
-    prec = "fp8" if "fp8" in (precision, model.dtype) else "bf16"
+    prec = next((p for p in ("fp4", "fp8") if p in (precision, model.dtype)), "bf16")
     h = model.hidden_size
     heads, kv_heads, d = _attention_shape(model, tp)
     kvb = model.kv_bytes_per_element

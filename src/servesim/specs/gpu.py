@@ -30,6 +30,7 @@ class GpuSpec:
     pcie_gbs: float
     default_nic_gbps: float
     num_sms: int | None = None  # streaming multiprocessors (GEMM tile waves); None: not recorded
+    fp4_tflops: float | None = None  # NVFP4 tensor cores (Blackwell); None: none
 
     @property
     def memory_bytes(self) -> float:
@@ -40,9 +41,12 @@ class GpuSpec:
         return self.memory_bw_gbs * 1e9
 
     def peak_flops_per_s(self, precision: str = "bf16") -> float:
-        """Dense tensor throughput for `precision` ('bf16' or 'fp8'); fp8 falls back to bf16."""
+        """Dense tensor throughput for `precision` ('bf16', 'fp8' or 'fp4'); a precision the part
+        has no tensor cores for runs at the bf16 rate (its weights are widened on load)."""
         if precision == "fp8" and self.fp8_tflops is not None:
             return self.fp8_tflops * 1e12
+        if precision == "fp4" and self.fp4_tflops is not None:
+            return self.fp4_tflops * 1e12
         return self.bf16_tflops * 1e12
 
     @property

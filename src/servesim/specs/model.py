@@ -13,7 +13,9 @@ from typing import Any
 
 from servesim.errors import InputError, read_json
 
-BYTES_PER_ELEMENT = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
+# fp4 is NVFP4: 4-bit values plus one fp8 scale per block of 16 (the per-tensor scale is noise).
+BYTES_PER_ELEMENT: dict[str, float] = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "fp4": 0.5625}
+KV_DTYPES = ("fp32", "bf16", "fp16", "fp8")  # no fp4 KV cache
 _TORCH_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 SUPPORTED_MODEL_TYPES = (
     "llama",
@@ -84,10 +86,10 @@ class ModelSpec:
                 self.num_kv_heads,
                 f"must divide num_heads={self.num_heads}",
             )
-        for field in ("dtype", "kv_dtype"):
-            value = getattr(self, field)
-            if value is not None and value not in BYTES_PER_ELEMENT:
-                raise InputError(f"model.{field}", value, f"one of {', '.join(BYTES_PER_ELEMENT)}")
+        if self.dtype not in BYTES_PER_ELEMENT:
+            raise InputError("model.dtype", self.dtype, f"one of {', '.join(BYTES_PER_ELEMENT)}")
+        if self.kv_dtype is not None and self.kv_dtype not in KV_DTYPES:
+            raise InputError("model.kv_dtype", self.kv_dtype, f"one of {', '.join(KV_DTYPES)}")
 
     # ---- structure -------------------------------------------------------------------------
     @property
@@ -103,12 +105,13 @@ class ModelSpec:
         return self.num_layers - self.num_dense_layers if self.is_moe else 0
 
     @property
-    def bytes_per_param(self) -> int:
+    def bytes_per_param(self) -> float:
         return BYTES_PER_ELEMENT[self.dtype]
 
     @property
-    def kv_bytes_per_element(self) -> int:
-        return BYTES_PER_ELEMENT[self.kv_dtype or self.dtype]
+    def kv_bytes_per_element(self) -> float:
+        """KV bytes per value: the KV dtype, else the weights' (fp4 weights keep an fp8 cache)."""
+        return BYTES_PER_ELEMENT[self.kv_dtype or ("fp8" if self.dtype == "fp4" else self.dtype)]
 
     # ---- parameters (per layer, then whole model) ------------------------------------------
     @property
@@ -192,7 +195,7 @@ class ModelSpec:
         return self.num_params - self.num_moe_layers * inactive
 
     @property
-    def weight_bytes(self) -> int:
+    def weight_bytes(self) -> float:
         return self.num_params * self.bytes_per_param
 
     # ---- KV cache and FLOPs ----------------------------------------------------------------
@@ -203,7 +206,7 @@ class ModelSpec:
         return 2 * self.num_kv_heads * self.head_dim
 
     @property
-    def kv_bytes_per_token(self) -> int:
+    def kv_bytes_per_token(self) -> float:
         """KV-cache bytes one token occupies across all layers."""
         return self.num_layers * self.kv_values_per_token_per_layer * self.kv_bytes_per_element
 

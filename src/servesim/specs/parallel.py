@@ -57,7 +57,7 @@ def stage_layers(num_layers: int, pp: int) -> list[int]:
     return [base + (1 if s < extra else 0) for s in range(pp)]
 
 
-def kv_bytes_per_token_per_gpu(model: ModelSpec, tp: int, num_layers: int) -> int:
+def kv_bytes_per_token_per_gpu(model: ModelSpec, tp: int, num_layers: int) -> float:
     """KV bytes one token takes on one GPU holding `num_layers` layers at tensor-parallel `tp`.
 
     GQA: each rank holds its share of the KV heads, one replica when TP exceeds them.
