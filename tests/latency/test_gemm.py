@@ -153,7 +153,7 @@ def test_fp4_runs_the_scaled_kernel_at_the_fp4_peak_where_the_gpu_has_fp4() -> N
     assert b200.peak_flops_per_s("fp4") == 2 * b200.peak_flops_per_s("fp8")
     # Hopper has no fp4 tensor cores: NVFP4 weights are widened and computed at the bf16 rate
     assert h100.peak_flops_per_s("fp4") == h100.peak_flops_per_s("bf16")
-    assert gemm.has_fp8_kernel(b200, "fp4") and not gemm.has_fp8_kernel(h100, "fp4")
+    assert gemm.has_scaled_kernel(b200, "fp4") and not gemm.has_scaled_kernel(h100, "fp4")
     big = (8192.0, 8192.0, 8192.0)
     fp4 = float(gemm.gemm_compute_s(*big, b200, EFF, "fp4"))
     assert fp4 == pytest.approx(0.5 * float(gemm.gemm_compute_s(*big, b200, EFF, "fp8")), rel=0.02)

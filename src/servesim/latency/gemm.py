@@ -25,6 +25,9 @@ memory-bound kernel of one block per token, then the scaled GEMM runs with a til
     time = overhead + fp8_overhead + max(compute, memory) + m * (token_s + k * 3 / bandwidth)
 
 On a part without fp8 tensor cores an fp8 GEMM is the bf16 kernel reading one-byte weights.
+fp4 (NVFP4) GEMMs take the same scaled path at the fp4 peak where the part has fp4 tensor cores
+(Blackwell), with 0.5625-byte weights and the fp8 kernel's factors (no fp4 table is measured),
+and are the bf16 kernel reading those weights elsewhere.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ FP8_TILES = ((64, (64, 64)), (128, (64, 128)), (math.inf, (128, 128)))
 QUANT_BYTES = ACT_BYTES + 1  # quantising one activation: read bf16, write fp8
 
 
-def has_fp8_kernel(gpu: GpuSpec, precision: str) -> bool:
+def has_scaled_kernel(gpu: GpuSpec, precision: str) -> bool:
     """Whether a GEMM runs the scaled low-precision path (quantise the activations, then an fp8
     or fp4 tensor-core GEMM): fp8 on a part with fp8 tensor cores, fp4 (NVFP4) on one with fp4
     tensor cores. fp4 has no measured tables: it takes the fp8 kernel's factors at the fp4 peak."""
@@ -61,7 +64,7 @@ def has_fp8_kernel(gpu: GpuSpec, precision: str) -> bool:
 
 def compute_rate(gpu: GpuSpec, eff: Efficiency, precision: str = "bf16") -> float:
     """Achieved FLOP/s at large m: the precision's peak times its eff_max."""
-    if has_fp8_kernel(gpu, precision):
+    if has_scaled_kernel(gpu, precision):
         return gpu.peak_flops_per_s(precision) * eff.gemm_fp8_compute
     return gpu.peak_flops_per_s("bf16") * eff.gemm_compute
 
@@ -98,11 +101,11 @@ def gemm_compute_s(
 ) -> Any:
     """Compute seconds of one GEMM (ramp included, overheads and fp8 quantisation excluded)."""
     rate = compute_rate(gpu, eff, precision)
-    fp8 = has_fp8_kernel(gpu, precision)
-    ramp = 2.0 * n * k * (eff.gemm_fp8_half_tokens if fp8 else eff.gemm_half_tokens) / rate
+    scaled = has_scaled_kernel(gpu, precision)
+    ramp = 2.0 * n * k * (eff.gemm_fp8_half_tokens if scaled else eff.gemm_half_tokens) / rate
     if gpu.num_sms is None:
         return ramp + 2.0 * n * k * m / rate
-    if fp8:
+    if scaled:
         return ramp + fp8_wave_s(m, n, k, gpu.num_sms, rate)
     return ramp + wave_s(m, n, k, gpu.num_sms, rate, eff.gemm_tile_tokens)
 
@@ -117,8 +120,9 @@ def gemm_memory_line(
 
 
 def quant_line(k: Any, gpu: GpuSpec, eff: Efficiency, precision: str = "bf16") -> tuple[float, Any]:
-    """(quant_base_s, quant_s_per_token) of the fp8 activation quantisation (zeros otherwise)."""
-    if not has_fp8_kernel(gpu, precision):
+    """(quant_base_s, quant_s_per_token) of the activation quantisation of a scaled (fp8 or fp4)
+    GEMM (zeros otherwise)."""
+    if not has_scaled_kernel(gpu, precision):
         return 0.0, 0.0 * np.asarray(k, dtype=float)
     bw = gpu.memory_bw_bytes_per_s * eff.gemm_memory
     return eff.gemm_fp8_overhead_s, eff.gemm_fp8_token_s + np.asarray(k) * QUANT_BYTES / bw
