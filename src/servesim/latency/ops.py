@@ -178,18 +178,22 @@ def touched_experts(
     by more tokens, so fewer are touched. Both are spread evenly over the ep GPUs.
     """
     assigned = num_tokens * topk
-    if skew > 0 and np.ndim(num_tokens) == 0:
-        routed: Any = skewed_touched(float(num_tokens), int(topk), int(num_experts), skew)
-    elif skew > 0:
+    if np.ndim(num_tokens) == 0 and np.ndim(balanced) == 0:  # one call (serving): no arrays
+        if balanced:
+            touched = min(assigned, num_experts)
+        elif skew > 0:
+            touched = skewed_touched(float(num_tokens), int(topk), int(num_experts), skew)
+        else:
+            touched = num_experts * (1.0 - (1.0 - topk / num_experts) ** num_tokens)
+        return float(touched) / ep, assigned / ep
+    if skew > 0:  # a measured table: one row per element
         routed = np.vectorize(skewed_touched, otypes=[float])(
             num_tokens, np.asarray(topk, int), np.asarray(num_experts, int), skew
         )
     else:
         routed = num_experts * (1.0 - (1.0 - topk / num_experts) ** num_tokens)
-    touched = np.where(np.asarray(balanced) > 0, np.minimum(assigned, num_experts), routed) / ep
-    if np.ndim(touched) == 0:
-        return float(touched), assigned / ep
-    return touched, assigned / ep
+    touched = np.where(np.asarray(balanced) > 0, np.minimum(assigned, num_experts), routed)
+    return touched / ep, assigned / ep
 
 
 @functools.cache
