@@ -111,8 +111,9 @@ def test_fit_never_increases_the_loss() -> None:
     rows = read_silicon(FIXTURE)
     cases = [(r, t) for r in rows if (t := classify(r).target) is not None]
     prior = fit.PRIORS["vllm"]
-    fitted = fit.fit_backend(cases, prior, "fixture")
-    assert fit.loss(cases, fitted) <= fit.loss(cases, prior) + 1e-12
+    effs = fit.gpu_efficiencies({t.gpu for _, t in cases}, {})
+    fitted = fit.fit_backend(cases, prior, effs, "fixture")
+    assert fit.loss(cases, fitted, effs) <= fit.loss(cases, prior, effs) + 1e-12
     for name, (lo, hi) in fit.BOUNDS.items():
         assert lo <= getattr(fitted, name) <= hi
     assert fitted.fitted_on and "fixture" in fitted.fitted_on[0]
@@ -123,7 +124,10 @@ def test_leave_one_model_out_keeps_priors_when_data_is_scarce() -> None:
 
     results, fitted = fit.leave_one_model_out(read_silicon(FIXTURE), max_requests=8)
     assert len(results) == 7 and sum(r.supported for r in results) == 3
-    assert fitted and all("prior" in p.fitted_on[0] for p in fitted.values())
+    assert fitted.backends and all("prior" in p.fitted_on[0] for p in fitted.backends.values())
+    for scales in fitted.scales.values():  # the fixture's one B200 row: too few for the family
+        assert scales["b200"].scales() == (1.0, 1.0, 1.0)
+        assert "silicon base as it is" in scales["b200"].fitted_on[0]
 
 
 def test_a_backend_with_rows_of_one_model_takes_the_shared_numbers(
@@ -134,7 +138,7 @@ def test_a_backend_with_rows_of_one_model_takes_the_shared_numbers(
     monkeypatch.setattr(fit, "MIN_FIT_ROWS", 1)
     rows = read_silicon(FIXTURE)  # its one supported trtllm row is Llama-3.1-70B
     shared = fit.PRIORS["trtllm"].with_params(compute_scale=0.9, request_overhead_s=0.01)
-    kept = fit.run_fit(fit.FitJob("trtllm", None), rows, fit.PRIORS, shared)
+    kept = fit.run_fit(fit.FitJob("trtllm", None), rows, fit.PRIORS, shared, {})
     assert kept.compute_scale == 0.9 and kept.request_overhead_s == 0.01
     assert kept.policy == fit.PRIORS["trtllm"].policy
     assert "1 model(s)" in kept.fitted_on[0]
@@ -173,5 +177,50 @@ def test_fit_keeps_the_engines_documented_policy() -> None:
 
     rows = read_silicon(FIXTURE)
     cases = [(r, t) for r in rows if (t := classify(r).target) is not None]
+    effs = fit.gpu_efficiencies({t.gpu for _, t in cases}, {})
     for name in ("sglang", "trtllm"):
-        assert fit.fit_backend(cases, fit.PRIORS[name]).policy == fit.PRIORS[name].policy
+        assert fit.fit_backend(cases, fit.PRIORS[name], effs).policy == fit.PRIORS[name].policy
+
+
+def test_gpu_scales_apply_to_their_family_only() -> None:
+    from servesim.latency.profiles import load_profile, operator_efficiency, silicon_base
+    from servesim.validate import fit
+
+    scales = {"b200": fit.GpuScales("b200", 0.8, 1.1, 1.2)}
+    effs = fit.gpu_efficiencies(["b200", "gb300", "h100-sxm"], scales)
+    default = silicon_base("b200")
+    assert default == load_profile("h100-sxm").efficiency()  # Blackwell starts from the H100's
+    for gpu in ("b200", "gb300"):  # GB300 borrows the B200's family scales
+        assert effs[gpu].gemm_compute == pytest.approx(0.8 * default.gemm_compute)
+        assert effs[gpu].moe_memory == pytest.approx(1.1 * default.moe_memory)
+        assert effs[gpu].attention_memory == pytest.approx(1.2 * default.attention_memory)
+        assert effs[gpu].moe_half_tokens == default.moe_half_tokens  # ramps are not scaled
+        assert effs[gpu].iteration_overhead_s == default.iteration_overhead_s
+    assert effs["h100-sxm"] == operator_efficiency("h100-sxm")  # operator-calibrated: untouched
+
+
+def test_a_trial_that_pushes_an_efficiency_past_2_is_rejected_not_scored() -> None:
+    from servesim.validate import fit
+
+    rows = read_silicon(FIXTURE)
+    cases = [(r, t) for r in rows if (t := classify(r).target) is not None and t.gpu == "b200"]
+    too_fast = fit.GpuScales("b200", attention_scale=3.0)  # 0.76 * 3 > 2
+    with pytest.raises(InputError, match="attention_memory"):
+        fit.gpu_loss(cases, too_fast, fit.PRIORS)
+
+
+def test_gpu_fit_never_increases_the_loss(monkeypatch: pytest.MonkeyPatch) -> None:
+    from servesim.validate import fit
+
+    monkeypatch.setattr(fit, "MIN_FIT_ROWS", 1)
+    monkeypatch.setattr(fit, "MIN_FIT_MODELS", 1)
+    monkeypatch.setattr(fit, "STEPS", (2.0,))  # one pass keeps the test fast
+    rows = read_silicon(FIXTURE)
+    fitted = fit.fit_gpu(rows, fit.PRIORS, None, None, "b200")
+    cases = [(r, t) for r in rows if (t := classify(r).target) is not None and t.gpu == "b200"]
+    identity = fit.gpu_loss(cases, fit.GpuScales("b200"), fit.PRIORS)
+    assert fit.gpu_loss(cases, fitted, fit.PRIORS) <= identity + 1e-12
+    assert "silicon rows on b200" in fitted.fitted_on[0]
+    for name in fit.SCALES:
+        lo, hi = fit.BOUNDS[name]
+        assert lo <= getattr(fitted, name) <= hi

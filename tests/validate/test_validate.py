@@ -211,10 +211,11 @@ def test_shared_sample_reads_and_classifies() -> None:
     rows = read_silicon(SHARED)
     assert len(rows) == 4164
     supported = [r for r in rows if classify(r).supported]
-    # EP and NVFP4 rows included; attention DP, disaggregated rows without worker counts and the
-    # 47 copies of supported rows (exported twice) are not
-    assert len(supported) == 1493
-    assert sum(classify(r).reason == DUPLICATE_REASON for r in rows) == 47
+    # EP and NVFP4 rows included (MiniMax-M2.5: 295, gpt-oss-120b: 209); attention DP,
+    # disaggregated rows without worker counts and the 166 copies of supported rows (exported
+    # twice) are not
+    assert len(supported) == 1997
+    assert sum(classify(r).reason == DUPLICATE_REASON for r in rows) == 166
 
 
 def test_a_measurement_exported_twice_is_counted_once(tmp_path: Path) -> None:
@@ -248,3 +249,28 @@ def test_nvfp4_rows_are_simulated_with_fp4_weights_and_fp8_kv(tmp_path: Path) ->
     tpot4 = predict_row(rows["fp4_row"], target, trtllm, max_requests=16).tpot_ms
     tpot8 = predict_row(rows["fp8_row"], fp8_target, trtllm, max_requests=16).tpot_ms
     assert tpot4 < tpot8
+
+
+def test_save_profiles_writes_backends_and_gpu_profiles(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from servesim.latency.backends import load_backend
+    from servesim.latency.profiles import load_profile
+
+    report = run_json(capsys, "--save-profiles", str(tmp_path), "--max-requests", "8")
+    for name in ("vllm", "sglang", "trtllm"):
+        assert load_backend(tmp_path / "backends" / f"{name}.json").name == name
+    gpu = load_profile(tmp_path / "b200.json")  # the fixture's one B200 row: the base as it is
+    assert (gpu.gpu, gpu.source, gpu.extra["base"]) == ("b200", "silicon", "h100-sxm")
+    assert gpu.efficiency() == load_profile("h100-sxm").efficiency()
+    (fit,) = report["fits"]
+    assert fit["held_out"] is None and set(fit["backends"]) == {"vllm", "sglang", "trtllm"}
+    assert fit["gpu_scales"]["b200"]["compute_scale"] == 1.0
+    assert report["num_supported"] == 3
+
+
+def test_holdout_reports_one_fit_per_held_out_model(capsys: pytest.CaptureFixture[str]) -> None:
+    report = run_json(capsys, "--holdout", "model", "--max-requests", "8")
+    held_out = [f["held_out"] for f in report["fits"]]
+    assert held_out == sorted({"deepseek-v3", "llama-3.1-70b", "llama-3.1-8b"})
+    assert run_json(capsys)["fits"] is None  # shipped profiles: nothing fitted

@@ -14,6 +14,7 @@ from servesim.cli.app import app
 from servesim.cli.common import print_json
 from servesim.errors import InputError
 from servesim.latency.backends import BACKEND_NAMES, BackendProfile, load_backend
+from servesim.validate.fit import Fit
 from servesim.validate.runner import RowResult, evaluate, shipped_backends
 from servesim.validate.silicon import read_silicon
 from servesim.validate.stats import (
@@ -66,10 +67,11 @@ def validate(
         help="'model': refit the backend profiles leaving each catalog "
         "model out and predict its rows with them.",
     ),
-    save_backends: Path | None = Opt(
+    save_profiles: Path | None = Opt(
         None,
-        help="Fit every backend profile on all supported rows, "
-        "write them as JSON into this folder, and validate with them.",
+        help="Fit the backend profiles and the silicon GPU profiles on all supported rows, "
+        "write them into this folder laid out as servesim's latency/data "
+        "(backends/<name>.json, <gpu>.json), and validate with them.",
     ),
     workers: int = Opt(1, min=1, help="Worker processes."),
     rows_shown: bool = Opt(True, "--rows/--no-rows", help="Print the per-row table."),
@@ -84,29 +86,38 @@ def validate(
         raise InputError(
             "backend", backend, "not with --holdout (the holdout fits each row's own backend)"
         )
-    if save_backends is not None:
+    fitted = None
+    if save_profiles is not None:
         if backend or holdout:
-            raise InputError("save-backends", str(save_backends), "not with --backend or --holdout")
-        _fit_and_save(rows, save_backends, workers, quiet or as_json)
-        backend = None
-    results = _run(rows, backend, holdout, max_requests, workers, quiet or as_json, save_backends)
+            raise InputError("save-profiles", str(save_profiles), "not with --backend or --holdout")
+        fitted = _fit_and_save(rows, save_profiles, workers, quiet or as_json)
+    results, fitted = _run(rows, backend, holdout, max_requests, workers, quiet or as_json, fitted)
     groups = group_stats(results, keys)
     if as_json:
-        print_json(report_json(results, groups, keys, holdout))
+        print_json(
+            report_json(results, groups, keys, holdout, fitted.summary() if fitted else None)
+        )
     else:
         print_report(results, groups, keys, rows_shown)
 
 
-def _fit_and_save(rows: list[Any], folder: Path, workers: int, quiet: bool) -> None:
+def _fit_and_save(rows: list[Any], folder: Path, workers: int, quiet: bool) -> Fit:
+    """Fit on every row; write backends/<name>.json and a silicon profile per fitted GPU family
+    into `folder`."""
     from servesim.latency.backends import save_backend
+    from servesim.latency.profiles import save_profile, silicon_profile
     from servesim.progress import progress_bar
     from servesim.validate.fit import fit_on_all
 
-    folder.mkdir(parents=True, exist_ok=True)
-    with progress_bar(None, "fitting backends", quiet) as advance:
-        fitted = fit_on_all(rows, None, workers, advance)
-    for name, profile in fitted.items():
-        save_backend(profile, folder / f"{name}.json")
+    (folder / "backends").mkdir(parents=True, exist_ok=True)
+    with progress_bar(None, "fitting profiles", quiet) as advance:
+        fit = fit_on_all(rows, None, workers, advance)
+    for name, profile in fit.profiles().items():
+        save_backend(profile, folder / "backends" / f"{name}.json")
+    for family, gpu_scales in fit.scales[""].items():
+        gpu_profile = silicon_profile(family, gpu_scales.scales(), gpu_scales.fitted_on)
+        save_profile(gpu_profile, folder / f"{family}.json")
+    return fit
 
 
 def _run(
@@ -116,26 +127,28 @@ def _run(
     max_requests: int | None,
     workers: int,
     quiet: bool,
-    saved: Path | None = None,
-) -> list[RowResult]:
+    fitted: Fit | None = None,
+) -> tuple[list[RowResult], Fit | None]:
+    """Each row's result, and the fit that made the profiles (None for shipped ones)."""
     from servesim.progress import progress_bar
 
     if holdout:
         from servesim.validate.fit import leave_one_model_out
 
         with progress_bar(None, "fitting (leave one model out)", quiet) as advance:
-            results, _ = leave_one_model_out(rows, None, max_requests, workers, advance)
-        return results
+            return leave_one_model_out(rows, None, max_requests, workers, advance)
     profiles: dict[str, BackendProfile] = shipped_backends()
-    if saved is not None:
-        profiles = {name: load_backend(saved / f"{name}.json") for name in profiles}
+    effs = None
+    if fitted is not None:
+        profiles, effs = fitted.profiles(), fitted.effs[""]
     override = None
     if backend is not None:
         profile = load_backend(backend)
         override = profile.name if backend.lower() in BACKEND_NAMES else "custom"
         profiles[override] = profile
     with progress_bar(len(rows), "simulating rows", quiet) as advance:
-        return evaluate(rows, profiles, override, max_requests, workers, advance)
+        results = evaluate(rows, profiles, override, max_requests, workers, advance, effs)
+    return results, fitted
 
 
 def _num(value: float) -> float | None:
@@ -175,7 +188,10 @@ def report_json(
     groups: list[GroupStats],
     keys: tuple[str, ...],
     holdout: str | None = None,
+    fits: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """The report as one JSON object; `fits` (from --holdout or --save-profiles) lists each
+    fit's GPU scales and backend numbers."""
     overall = overall_stats(results)
     return {
         "num_rows": len(results),
@@ -188,6 +204,7 @@ def report_json(
             {"reason": reason, "num_rows": n} for reason, n in unsupported_counts(results)
         ],
         "rows": [row_json(r) for r in results],
+        "fits": fits,
     }
 
 

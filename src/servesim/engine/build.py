@@ -41,6 +41,8 @@ def kv_capacity_tokens(deployment: Deployment, group: InstanceGroup) -> int:
         group.parallel,
         deployment.cluster.gpu.memory_bytes,
         block_tokens=deployment.block_tokens,
+        # a running batch holds at most max_batch_seqs windows; prefill KV is charged per token
+        max_seqs=group.max_batch_seqs if role != "prefill" else None,
     )
     return plan.kv_capacity_tokens
 

@@ -115,25 +115,16 @@ class BackendProfile:
 
     def apply(self, eff: Efficiency) -> Efficiency:
         """`eff` as this engine achieves it (fractions stay within Efficiency's (0, 2])."""
-        scaled = {
-            "iteration_overhead_s": self.iteration_overhead_s,
-            "seq_overhead_s": self.seq_overhead_s,
-        }
-        for names, scale in (
-            (COMPUTE_FIELDS, self.compute_scale),
-            (MEMORY_FIELDS, self.memory_scale),
-            (ATTENTION_FIELDS, self.attention_scale),
-        ):
-            for name in names:
-                value = getattr(eff, name) * scale
-                if value > 2.0:
-                    raise InputError(
-                        f"backend {self.name}: {name}",
-                        round(value, 3),
-                        "a scaled efficiency <= 2 (lower the backend's scale)",
-                    )
-                scaled[name] = value
-        return replace(eff, **scaled)
+        scaled = scale_efficiency(
+            eff,
+            (self.compute_scale, self.memory_scale, self.attention_scale),
+            f"backend {self.name}",
+        )
+        return replace(
+            scaled,
+            iteration_overhead_s=self.iteration_overhead_s,
+            seq_overhead_s=self.seq_overhead_s,
+        )
 
     def kv_precision(self, weight_precision: str) -> str:
         """KV-cache precision for a checkpoint of `weight_precision`."""
@@ -146,6 +137,25 @@ class BackendProfile:
         out["params"] = data
         out["fitted_on"] = list(fitted_on)
         return out
+
+
+def scale_efficiency(
+    eff: Efficiency, scales: tuple[float, float, float], owner: str = "scale"
+) -> Efficiency:
+    """`eff` with its compute, memory and attention efficiencies multiplied by `scales` (in that
+    order); raises InputError naming `owner` when a scaled fraction exceeds 2."""
+    scaled = {}
+    for names, scale in zip((COMPUTE_FIELDS, MEMORY_FIELDS, ATTENTION_FIELDS), scales, strict=True):
+        for name in names:
+            value = getattr(eff, name) * scale
+            if value > 2.0:
+                raise InputError(
+                    f"{owner}: {name}",
+                    round(value, 3),
+                    "a scaled efficiency <= 2 (lower the scale)",
+                )
+            scaled[name] = value
+    return replace(eff, **scaled)
 
 
 def backend_from_dict(data: Any, origin: str = "backend") -> BackendProfile:

@@ -6,7 +6,8 @@ peaks scaled by the achievable-efficiency factors of an `Efficiency`:
 - GEMM (m tokens x k -> n): output tiles run in waves over the SMs (latency/gemm.py); memory
   time (weights + activations) / (bandwidth * eff_memory); overhead plus the larger of the two.
 - Attention: a fixed overhead, a per-sequence cost, Q/O bytes per token, and per (query, key) pair
-  the larger of its FLOPs and its KV bytes -- linear in the context for a fixed batch.
+  the larger of its FLOPs and its KV bytes -- linear in the context for a fixed batch. A
+  sliding-window layer counts only the pairs inside its window (`window_*_pairs`).
 - MoE: the experts a batch touches (balanced or Zipf-skewed routing) are streamed once; each
   touched expert's GEMMs ramp like GEMMs; routing and permutation cost per token-expert pair.
 - Element-wise kernels (norms, rotary, activation, residual add, embedding) move bytes, each
@@ -48,6 +49,9 @@ __all__ = [
     "moe_split",
     "ring_factor",
     "send_s",
+    "window_chunk_pairs",
+    "window_context_tokens",
+    "window_prompt_pairs",
 ]
 
 
@@ -128,6 +132,35 @@ def attention_decode_s(
     _, ctx_s = attention_pair_s(num_heads, num_kv_heads, head_dim, kv_bytes, gpu, eff)
     token_s = attention_token_s(num_heads, head_dim, gpu, eff)
     return eff.decode_overhead_s + (eff.decode_seq_s + token_s) * num_seqs + ctx_s * sum_ctx_tokens
+
+
+# ---- sliding-window attention: pairs inside the window, from a batch's aggregates (scalars) ----
+def window_prompt_pairs(
+    num_seqs: float, sum_tokens: float, sum_sq_tokens: float, window_tokens: int
+) -> float:
+    """(query, key) pairs of one sliding-window layer over `num_seqs` whole prompts.
+
+    A prompt of l <= W tokens has l*(l+1)/2 pairs (as with full attention), one of l >= W has
+    W*l - W*(W-1)/2. Exact when every prompt is on the same side of the window (so for one
+    prompt, or equal prompts); otherwise the mean length picks the side. Never above the
+    causal pairs.
+    """
+    if sum_tokens <= num_seqs * window_tokens:
+        return 0.5 * (sum_sq_tokens + sum_tokens)
+    return window_tokens * sum_tokens - num_seqs * window_tokens * (window_tokens - 1) / 2
+
+
+def window_chunk_pairs(causal_pairs: float, num_tokens: float, window_tokens: int) -> float:
+    """Pairs of one sliding-window layer for prompt chunks with `causal_pairs` causal pairs over
+    `num_tokens` queries: each query sees at most W keys. Exact for a chunk wholly inside the
+    first window or wholly past it; a chunk straddling it is over-counted by < W*W/2."""
+    return min(causal_pairs, window_tokens * num_tokens)
+
+
+def window_context_tokens(num_seqs: float, sum_ctx_tokens: float, window_tokens: int) -> float:
+    """Cached tokens one sliding-window layer reads for `num_seqs` decodes whose contexts sum to
+    `sum_ctx_tokens` (each reads at most W): exact when every context is on the same side of W."""
+    return min(sum_ctx_tokens, num_seqs * window_tokens)
 
 
 # ---- MoE ----------------------------------------------------------------------------------------

@@ -4,7 +4,16 @@ A profile is `{"format": "servesim-profile", "version": 1, "gpu": ..., "kind": "
 "distserve", "fitted_on": [...], "params": {...}}`. An "efficiency" profile holds the fitted
 `Efficiency` factors of one GPU (latency/fit.py); a "distserve" profile holds DistServe's
 per-(model, TP) coefficients (latency/distserve.py). Shipped profiles live in latency/data/;
-a GPU without its own uses the profile of its sibling part (same die, other memory).
+a GPU without its own uses the profile of its sibling part (same die, other memory; for the
+Blackwell parts, the B200's).
+
+Most efficiency profiles are fitted on per-operator tables (latency/fit.py). A GPU that has no
+such tables (the Blackwell parts) gets a "silicon" profile instead: the operator profile of the
+nearest calibrated part (`SILICON_BASE`: its kernel ramps, fixed costs and achieved fractions,
+taken as fractions of this GPU's own peaks) times three scales (GEMM/MoE compute, memory,
+attention) fitted on this GPU's measured end-to-end serving rows (servesim.validate.fit). Fits
+start from `operator_efficiency` and `silicon_base`, which never return a silicon profile, so a
+refit cannot see its own earlier result.
 """
 
 from __future__ import annotations
@@ -17,13 +26,28 @@ from pathlib import Path
 from typing import Any
 
 from servesim.errors import InputError, UnknownNameError, read_json
+from servesim.latency.backends import scale_efficiency
 from servesim.latency.ops import Efficiency
 
 FORMAT = "servesim-profile"
 VERSION = 1
 KINDS = ("efficiency", "distserve")
-# GPUs without a shipped profile borrow their sibling's efficiency factors.
-SIBLING_PROFILE = {"a100-40gb": "a100-80gb", "h200-sxm": "h100-sxm", "h100-pcie": "h100-sxm"}
+SILICON_SOURCE = "silicon"  # fitted on end-to-end serving rows, not on operator tables
+# The operator profile a GPU family without operator tables starts from: the nearest calibrated
+# part. Without it the roofline defaults apply, which have no kernel ramps (a 32-token expert
+# GEMM would run at the full-size efficiency).
+SILICON_BASE = {"b200": "h100-sxm"}
+# GPUs without a shipped profile borrow their sibling's efficiency factors (the Blackwell parts
+# share the B200's: one architecture, measured rows mostly on B200; their peaks differ in the
+# GPU catalog, and the factors are fractions of those peaks).
+SIBLING_PROFILE = {
+    "a100-40gb": "a100-80gb",
+    "h200-sxm": "h100-sxm",
+    "h100-pcie": "h100-sxm",
+    "gb200": "b200",
+    "b300": "b200",
+    "gb300": "b200",
+}
 
 
 @dataclass(frozen=True)
@@ -140,3 +164,44 @@ def resolve_efficiency(profile: str | None, gpu_name: str) -> Efficiency | None:
     None when there is no profile (the roofline defaults apply)."""
     loaded = resolve_profile(profile, gpu_name)
     return None if loaded is None else loaded.efficiency()
+
+
+def profile_family(gpu_name: str) -> str:
+    """The profile name `gpu_name` uses (its own, or its sibling's)."""
+    return SIBLING_PROFILE.get(gpu_name, gpu_name)
+
+
+def operator_efficiency(gpu_name: str) -> Efficiency | None:
+    """The GPU's shipped efficiency factors when they were fitted on operator tables; None for a
+    GPU with no profile or only a silicon one (the roofline defaults apply)."""
+    loaded = resolve_profile(None, gpu_name)
+    if loaded is None or loaded.kind != "efficiency" or loaded.source == SILICON_SOURCE:
+        return None
+    return loaded.efficiency()
+
+
+def silicon_base(family: str) -> Efficiency:
+    """The factors a silicon fit of `family` starts from: SILICON_BASE's operator profile, else
+    the roofline defaults."""
+    name = SILICON_BASE.get(family)
+    return load_profile(name).efficiency() if name else Efficiency()
+
+
+def silicon_profile(
+    family: str, scales: tuple[float, float, float], fitted_on: tuple[str, ...] = ()
+) -> Profile:
+    """The silicon profile of GPU family `family`: its `silicon_base` times (compute, memory,
+    attention) `scales`, which the profile records with the base's name."""
+    eff = scale_efficiency(silicon_base(family), scales, f"profile {family}")
+    names = ("compute_scale", "memory_scale", "attention_scale")
+    return Profile(
+        gpu=family,
+        kind="efficiency",
+        params=eff.as_dict(),
+        fitted_on=fitted_on,
+        source=SILICON_SOURCE,
+        extra={
+            "base": SILICON_BASE.get(family, "roofline defaults"),
+            "scales": dict(zip(names, scales, strict=True)),
+        },
+    )

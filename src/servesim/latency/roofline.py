@@ -8,7 +8,10 @@ attention's TP all-reduce has left every rank with every token, so no dispatch i
 MLP all-reduce is the combine: EP moves the same bytes as TP and adds no all-to-all (that would
 come with attention data parallelism, which is not modelled). Pipeline stages send activations;
 the LM head and embedding run once; a fixed overhead per iteration, per layer and per sequence
-covers scheduling, sampling and launches.
+covers scheduling, sampling and launches. Sliding-window layers cost their attention pairs and
+cached-token reads only inside the window (latency/ops.py `window_*`); in `decode_coeffs` they
+read a whole window per sequence (exact once every context has reached the window, which
+`decode_s` corrects for shorter contexts).
 
 Everything that does not depend on the batch is precomputed by `build_roofline`, so the hot-path
 methods cost a few multiply-adds. With the default `Efficiency` this is the roofline from specs
@@ -45,16 +48,19 @@ class _Terms:
     attn_base_s: float  # attention overheads, all layers
     attn_s_per_seq: float  # prefill: per sequence
     attn_s_per_token: float  # prefill: Q/K/V/O bytes per query token
-    attn_s_per_pair: float  # prefill: per (query, key) pair
+    attn_s_per_pair: float  # prefill: per (query, key) pair, full-attention layers
     decode_base_s: float
     decode_s_per_seq: float
-    decode_s_per_ctx: float
+    decode_s_per_ctx: float  # full-attention layers
     allreduce_base_s: float
     allreduce_s_per_token: float
     send_base_s: float  # one PP stage boundary
     send_s_per_token: float
     overhead_s: float  # per iteration (including per-layer overheads)
     seq_overhead_s: float
+    window_tokens: int = 0  # sliding window of the windowed layers; 0: none
+    attn_s_per_window_pair: float = 0.0  # prefill: per pair inside the window, windowed layers
+    decode_s_per_window_ctx: float = 0.0  # decode: per cached token in the window, windowed layers
 
 
 @dataclass(frozen=True, eq=False)  # identity hash: decode_coeffs is cached per instance
@@ -120,20 +126,38 @@ class RooflineModel:
         return self.terms.overhead_s + self.terms.seq_overhead_s * num_seqs
 
     def _prefill_attn(
-        self, num_seqs: float, num_tokens: float, pairs: float
+        self, num_seqs: float, num_tokens: float, pairs: float, window_pairs: float = 0.0
     ) -> tuple[float, float, float]:
         t = self.terms
         return (
-            t.attn_s_per_pair * pairs,
+            t.attn_s_per_pair * pairs + t.attn_s_per_window_pair * window_pairs,
             t.attn_s_per_token * num_tokens,
             t.attn_base_s + t.attn_s_per_seq * num_seqs,
         )
+
+    def _window_pairs(self, num_seqs: float, sum_tokens: float, sum_sq_tokens: float) -> float:
+        """Pairs of one windowed layer over whole prompts (0 without windowed layers)."""
+        window = self.terms.window_tokens
+        if not window:
+            return 0.0
+        return ops.window_prompt_pairs(num_seqs, sum_tokens, sum_sq_tokens, window)
+
+    def _window_ctx_s(self, num_seqs: float, sum_ctx_tokens: float) -> float:
+        """Decode reads of the windowed layers' caches (0 without windowed layers)."""
+        t = self.terms
+        if not t.window_tokens:
+            return 0.0
+        ctx = ops.window_context_tokens(num_seqs, sum_ctx_tokens, t.window_tokens)
+        return t.decode_s_per_window_ctx * ctx
 
     # ---- prefill ------------------------------------------------------------------------------
     def prefill_breakdown(self, num_seqs: int, sum_tokens: int, sum_sq_tokens: int) -> Breakdown:
         comp, mem, ovh = self._layers(sum_tokens)
         a_c, a_m, a_o = self._prefill_attn(
-            num_seqs, sum_tokens, prefill_attn_pairs(sum_tokens, sum_sq_tokens)
+            num_seqs,
+            sum_tokens,
+            prefill_attn_pairs(sum_tokens, sum_sq_tokens),
+            self._window_pairs(num_seqs, sum_tokens, sum_sq_tokens),
         )
         return Breakdown(
             compute_s=comp + a_c,
@@ -147,6 +171,10 @@ class RooflineModel:
         comp, mem, ovh = self._layers(sum_tokens)
         pairs = 0.5 * (sum_sq_tokens + sum_tokens)
         attn = t.attn_base_s + t.attn_s_per_seq * num_seqs + t.attn_s_per_token * sum_tokens
+        if t.window_tokens:
+            attn += t.attn_s_per_window_pair * self._window_pairs(
+                num_seqs, sum_tokens, sum_sq_tokens
+            )
         return (
             comp
             + mem
@@ -164,7 +192,12 @@ class RooflineModel:
             return self.prefill_s(num_seqs, sum_tokens, sum_sq_tokens)
         comp, mem, ovh = self._layers(sum_tokens)
         attn = sum(
-            self._prefill_attn(num_seqs, sum_tokens, prefill_attn_pairs(sum_tokens, sum_sq_tokens))
+            self._prefill_attn(
+                num_seqs,
+                sum_tokens,
+                prefill_attn_pairs(sum_tokens, sum_sq_tokens),
+                self._window_pairs(num_seqs, sum_tokens, sum_sq_tokens),
+            )
         )
         layer_work = comp + mem + ovh + attn + self._comm(sum_tokens)
         return (
@@ -186,6 +219,8 @@ class RooflineModel:
             + t.decode_base_s
             + t.decode_s_per_seq * micro
         )
+        if t.window_tokens:  # every context at least the window: a whole window per sequence
+            layer_work += t.decode_s_per_window_ctx * micro * t.window_tokens
         send = self._send(micro) if self.pp > 1 else 0.0
         stage = self.stage_fraction * layer_work + self._head(micro) + send
         base = self.pp * stage + self._overhead(num_seqs)
@@ -194,6 +229,11 @@ class RooflineModel:
 
     def decode_s(self, num_seqs: int, sum_ctx_tokens: int) -> float:
         base, slope = self.decode_coeffs(num_seqs)
+        t = self.terms
+        short = num_seqs * t.window_tokens - sum_ctx_tokens
+        if short > 0:  # windowed layers with contexts below the window read fewer than W tokens
+            num_micro = min(num_seqs, self.pp)
+            base -= self.pp * self.stage_fraction * t.decode_s_per_window_ctx * short / num_micro
         return base + slope * sum_ctx_tokens
 
     def decode_breakdown(self, num_seqs: int, sum_ctx_tokens: int) -> Breakdown:
@@ -202,7 +242,11 @@ class RooflineModel:
         micro = num_seqs / num_micro
         scale = self.pp * self.stage_fraction
         comp, mem, ovh = self._layers(micro)
-        attn_mem = t.decode_s_per_seq * micro + t.decode_s_per_ctx * sum_ctx_tokens / num_micro
+        attn_mem = (
+            t.decode_s_per_seq * micro
+            + (t.decode_s_per_ctx * sum_ctx_tokens + self._window_ctx_s(num_seqs, sum_ctx_tokens))
+            / num_micro
+        )
         send = self._send(micro) * self.pp if self.pp > 1 else 0.0
         return Breakdown(
             compute_s=comp * scale,
@@ -222,12 +266,20 @@ class RooflineModel:
         t = self.terms
         tokens = num_prefill_tokens + num_decode_seqs
         num_chunks = 1 if num_prefill_tokens else 0
+        window_pairs = (
+            ops.window_chunk_pairs(prefill_attn_pairs, num_prefill_tokens, t.window_tokens)
+            if t.window_tokens
+            else 0.0
+        )
         attn = (
-            sum(self._prefill_attn(num_chunks, num_prefill_tokens, prefill_attn_pairs))
+            sum(
+                self._prefill_attn(num_chunks, num_prefill_tokens, prefill_attn_pairs, window_pairs)
+            )
             if num_chunks
             else 0.0
         )
         attn += t.decode_s_per_seq * num_decode_seqs + t.decode_s_per_ctx * sum_ctx_tokens
+        attn += self._window_ctx_s(num_decode_seqs, sum_ctx_tokens)
         if num_decode_seqs:
             attn += t.decode_base_s
         return (
@@ -318,6 +370,7 @@ def build_roofline(
     eff = efficiency or Efficiency()
     gpu = cluster.gpu
     tp, pp, layers = parallel.tp, parallel.pp, model.num_layers
+    full = model.num_full_attention_layers
     prec = next((p for p in ("fp4", "fp8") if p in (precision, model.dtype)), "bf16")
     h = model.hidden_size
     heads, kv_heads, d = _attention_shape(model, tp)
@@ -351,11 +404,11 @@ def build_roofline(
             float(ops.attention_token_s(heads + 2 * kv_heads, d, gpu, eff))
             + float(pair_s) * eff.attention_half_tokens
         ),
-        attn_s_per_pair=layers * float(pair_s),
+        attn_s_per_pair=full * float(pair_s),
         decode_base_s=layers * eff.decode_overhead_s,
         decode_s_per_seq=layers
         * (eff.decode_seq_s + float(ops.attention_token_s(heads, d, gpu, eff))),
-        decode_s_per_ctx=layers * float(ctx_s),
+        decode_s_per_ctx=full * float(ctx_s),
         allreduce_base_s=2 * layers * eff.collective_latency_s if tp > 1 else 0.0,
         allreduce_s_per_token=2 * layers * (ar_per_token - eff.collective_latency_s)
         if tp > 1
@@ -364,6 +417,9 @@ def build_roofline(
         send_s_per_token=per_token_bytes / (send_bw * eff.send_efficiency),
         overhead_s=eff.iteration_overhead_s + eff.layer_overhead_s * layers,
         seq_overhead_s=eff.seq_overhead_s,
+        window_tokens=model.sliding_window_tokens,
+        attn_s_per_window_pair=model.num_window_layers * float(pair_s),
+        decode_s_per_window_ctx=model.num_window_layers * float(ctx_s),
     )
     fraction = max(stage_layers(layers, pp)) / layers
     return RooflineModel(model, parallel, terms, fraction, prec, eff)

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from servesim.errors import UnknownNameError
-from servesim.specs.model import ModelSpec, from_hf_config, load_hf_config
+from servesim.specs.hf_config import from_hf_config, load_hf_config
+from servesim.specs.model import ModelSpec
 
 
 @cache

@@ -1,33 +1,26 @@
 """Model architectures: one frozen `ModelSpec` from any Hugging Face config.json.
 
-Handles llama, mistral, mixtral, qwen2, qwen3, qwen3_moe, opt and deepseek_v3 (MLA attention,
-routed and shared experts, leading dense layers). Derived quantities (parameters, weight bytes,
-KV bytes per token, FLOPs per token) are properties, so a spec is the single source of them.
+Covers grouped-query and multi-head attention, DeepSeek's MLA, dense and MoE MLPs (routed and
+shared experts, leading dense layers) and sliding-window layers; specs/hf_config.py builds one
+from a Hugging Face config.json. Derived quantities (parameters, weight bytes, KV bytes, FLOPs)
+are properties or methods, so a spec is the single source of them.
+
+Sliding-window attention: a windowed layer's query at (1-based) position i attends to the
+min(i, window) latest tokens, itself included, and the layer keeps at most `window` tokens of
+KV per sequence; full-attention layers attend to and keep every token.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
 
-from servesim.errors import InputError, read_json
+from servesim.errors import InputError
 
 # fp4 is NVFP4: 4-bit values plus one fp8 scale per block of 16 (the per-tensor scale is noise).
 BYTES_PER_ELEMENT: dict[str, float] = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "fp4": 0.5625}
 KV_DTYPES = ("fp32", "bf16", "fp16", "fp8")  # no fp4 KV cache
-_TORCH_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
-SUPPORTED_MODEL_TYPES = (
-    "llama",
-    "mistral",
-    "mixtral",
-    "qwen2",
-    "qwen2_moe",
-    "qwen3",
-    "qwen3_moe",
-    "opt",
-    "deepseek_v3",
-)
+# Model types whose attention output projection has a bias when `attention_bias` is set.
+_OUT_BIAS_TYPES = ("opt", "gpt_oss")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +33,8 @@ class ModelSpec:
     MoE layers (`num_experts` > 0) route each token to `experts_per_token` of `num_experts`
     experts of width `moe_ffn_size`, plus `num_shared_experts` always-on experts; the first
     `num_dense_layers` layers use a dense MLP of width `ffn_size`.
+    Layers listed in `window_layers` (0-based) use sliding-window attention over the latest
+    `sliding_window_tokens` tokens; the others attend to the whole context.
     """
 
     name: str
@@ -68,6 +63,9 @@ class ModelSpec:
     qk_nope_head_dim: int = 0
     v_head_dim: int = 0
     kv_dtype: str | None = None
+    mlp_bias: bool = False  # MLP / expert projections (and the router) carry biases
+    sliding_window_tokens: int = 0  # 0: no sliding-window layers
+    window_layers: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         for field in (
@@ -90,6 +88,32 @@ class ModelSpec:
             raise InputError("model.dtype", self.dtype, f"one of {', '.join(BYTES_PER_ELEMENT)}")
         if self.kv_dtype is not None and self.kv_dtype not in KV_DTYPES:
             raise InputError("model.kv_dtype", self.kv_dtype, f"one of {', '.join(KV_DTYPES)}")
+        if self.num_experts and not 0 < self.experts_per_token <= self.num_experts:
+            raise InputError(
+                "model.experts_per_token",
+                self.experts_per_token,
+                f"an integer in [1, num_experts={self.num_experts}]",
+            )
+        self._check_window()
+
+    def _check_window(self) -> None:
+        if self.sliding_window_tokens < 0:
+            raise InputError(
+                "model.sliding_window_tokens", self.sliding_window_tokens, "a positive integer"
+            )
+        if bool(self.sliding_window_tokens) != bool(self.window_layers):
+            raise InputError(
+                "model.window_layers",
+                list(self.window_layers),
+                "non-empty exactly when sliding_window_tokens > 0",
+            )
+        ordered = sorted(set(self.window_layers))
+        if list(self.window_layers) != ordered or (ordered and ordered[-1] >= self.num_layers):
+            raise InputError(
+                "model.window_layers",
+                list(self.window_layers),
+                f"increasing distinct layer indices in [0, {self.num_layers})",
+            )
 
     # ---- structure -------------------------------------------------------------------------
     @property
@@ -99,6 +123,19 @@ class ModelSpec:
     @property
     def is_mla(self) -> bool:
         return self.kv_lora_rank > 0
+
+    @property
+    def num_window_layers(self) -> int:
+        """Layers with sliding-window attention."""
+        return len(self.window_layers)
+
+    @property
+    def num_full_attention_layers(self) -> int:
+        return self.num_layers - len(self.window_layers)
+
+    def num_window_layers_in(self, first: int, stop: int) -> int:
+        """Sliding-window layers among layers first .. stop-1 (a pipeline stage)."""
+        return sum(1 for i in self.window_layers if first <= i < stop)
 
     @property
     def num_moe_layers(self) -> int:
@@ -135,7 +172,7 @@ class ModelSpec:
         kv_dim = self.num_kv_heads * self.head_dim
         weights = h * (q_dim + 2 * kv_dim) + q_dim * h
         bias = (
-            (q_dim + 2 * kv_dim + (h if self.model_type == "opt" else 0))
+            (q_dim + 2 * kv_dim + (h if self.model_type in _OUT_BIAS_TYPES else 0))
             if self.attention_bias
             else 0
         )
@@ -143,9 +180,9 @@ class ModelSpec:
 
     def mlp_params(self, width: int) -> int:
         """Parameters of one MLP (expert) of inner size `width`."""
-        mats = 3 if self.gated_mlp else 2
-        bias = (width + self.hidden_size) if self.model_type == "opt" else 0
-        return mats * self.hidden_size * width + bias
+        up = 2 if self.gated_mlp else 1
+        bias = (up * width + self.hidden_size) if self.mlp_bias else 0
+        return (up + 1) * self.hidden_size * width + bias
 
     @property
     def norm_params_per_layer(self) -> int:
@@ -159,7 +196,7 @@ class ModelSpec:
     def moe_params_per_layer(self) -> int:
         """All experts (routed + shared) and the router of one MoE layer."""
         experts = (self.num_experts + self.num_shared_experts) * self.mlp_params(self.moe_ffn_size)
-        return experts + self.hidden_size * self.num_experts
+        return experts + self.router_params
 
     @property
     def active_moe_params_per_layer(self) -> int:
@@ -167,7 +204,11 @@ class ModelSpec:
         active = (self.experts_per_token + self.num_shared_experts) * self.mlp_params(
             self.moe_ffn_size
         )
-        return active + self.hidden_size * self.num_experts
+        return active + self.router_params
+
+    @property
+    def router_params(self) -> int:
+        return (self.hidden_size + (1 if self.mlp_bias else 0)) * self.num_experts
 
     @property
     def embedding_params(self) -> int:
@@ -206,9 +247,24 @@ class ModelSpec:
         return 2 * self.num_kv_heads * self.head_dim
 
     @property
+    def kv_bytes_per_token_per_layer(self) -> float:
+        return self.kv_values_per_token_per_layer * self.kv_bytes_per_element
+
+    @property
     def kv_bytes_per_token(self) -> float:
-        """KV-cache bytes one token occupies across all layers."""
+        """KV-cache bytes one token occupies across all layers (windowed layers included: the
+        bytes per token while it is inside every window; see `kv_bytes_per_seq`)."""
         return self.num_layers * self.kv_values_per_token_per_layer * self.kv_bytes_per_element
+
+    def kv_bytes_per_seq(self, context_tokens: int) -> float:
+        """KV-cache bytes of one sequence holding `context_tokens`: full-attention layers keep
+        every token, sliding-window layers at most the window."""
+        if not self.window_layers:
+            return context_tokens * self.kv_bytes_per_token
+        kept = self.num_full_attention_layers * context_tokens + self.num_window_layers * min(
+            context_tokens, self.sliding_window_tokens
+        )
+        return kept * self.kv_bytes_per_token_per_layer
 
     @property
     def linear_flops_per_token(self) -> float:
@@ -218,101 +274,53 @@ class ModelSpec:
         return 2.0 * (non_embedding + lm_head)
 
     @property
-    def attention_flops_per_token_per_context(self) -> float:
-        """Score and value FLOPs of one query token against one context token, all layers."""
+    def attention_flops_per_pair_per_layer(self) -> float:
+        """Score and value FLOPs of one query token against one context token, one layer."""
         if self.is_mla:  # absorbed MLA: scores over (kv_lora + rope), values over kv_lora
             per_head = (self.kv_lora_rank + self.qk_rope_head_dim) + self.kv_lora_rank
         else:
             per_head = 2 * self.head_dim
-        return 2.0 * self.num_layers * self.num_heads * per_head
+        return 2.0 * self.num_heads * per_head
+
+    @property
+    def attention_flops_per_token_per_context(self) -> float:
+        """Score and value FLOPs of one query token against one context token, all layers
+        (a context token outside a sliding window costs only the full-attention layers)."""
+        return self.num_layers * self.attention_flops_per_pair_per_layer
 
     def prefill_flops(self, prompt_tokens: int) -> float:
-        """FLOPs of a prefill of `prompt_tokens` (causal attention: half the score matrix)."""
-        attention = (
-            self.attention_flops_per_token_per_context * prompt_tokens * (prompt_tokens + 1) / 2
-        )
+        """FLOPs of a prefill of `prompt_tokens` (causal attention: half the score matrix;
+        a windowed layer's query attends to at most the window)."""
+        if not self.window_layers:
+            attention = (
+                self.attention_flops_per_token_per_context * prompt_tokens * (prompt_tokens + 1) / 2
+            )
+        else:
+            pairs = self.num_full_attention_layers * causal_pairs(
+                prompt_tokens
+            ) + self.num_window_layers * causal_pairs(prompt_tokens, self.sliding_window_tokens)
+            attention = self.attention_flops_per_pair_per_layer * pairs
         return self.linear_flops_per_token * prompt_tokens + attention
 
     def decode_flops(self, context_tokens: int) -> float:
         """FLOPs of generating one token with `context_tokens` already in the KV cache."""
-        return self.linear_flops_per_token + self.attention_flops_per_token_per_context * (
-            context_tokens + 1
+        if not self.window_layers:
+            return self.linear_flops_per_token + self.attention_flops_per_token_per_context * (
+                context_tokens + 1
+            )
+        keys = self.num_full_attention_layers * (context_tokens + 1) + self.num_window_layers * min(
+            context_tokens + 1, self.sliding_window_tokens
         )
+        return self.linear_flops_per_token + self.attention_flops_per_pair_per_layer * keys
 
     def with_precision(self, weights: str | None = None, kv: str | None = None) -> ModelSpec:
         """The same architecture with other weight and/or KV-cache precisions."""
         return replace(self, dtype=weights or self.dtype, kv_dtype=kv or self.kv_dtype)
 
 
-# ---- Hugging Face config.json ------------------------------------------------------------------
-def _get(config: dict[str, Any], *keys: str, default: Any = None) -> Any:
-    for key in keys:
-        if config.get(key) is not None:
-            return config[key]
-    return default
-
-
-def _require_key(config: dict[str, Any], source: str, *keys: str) -> Any:
-    value = _get(config, *keys)
-    if value is None:
-        raise InputError(f"{source}: {keys[0]}", None, "a required field of the config")
-    return value
-
-
-def from_hf_config(
-    config: dict[str, Any], name: str | None = None, source: str = "config"
-) -> ModelSpec:
-    """Build a ModelSpec from a Hugging Face config.json dict."""
-    model_type = str(config.get("model_type", "")).lower()
-    if model_type not in SUPPORTED_MODEL_TYPES:
-        raise InputError(
-            f"{source}: model_type",
-            model_type or None,
-            f"one of {', '.join(SUPPORTED_MODEL_TYPES)}",
-        )
-    hidden = int(_require_key(config, source, "hidden_size", "d_model"))
-    heads = int(_require_key(config, source, "num_attention_heads"))
-    is_opt = model_type == "opt"
-    num_experts = int(
-        _get(config, "n_routed_experts", "num_local_experts", "num_experts", default=0)
-    )
-    return ModelSpec(
-        name=name or str(_get(config, "_name_or_path", default=model_type)),
-        model_type=model_type,
-        num_layers=int(_require_key(config, source, "num_hidden_layers")),
-        hidden_size=hidden,
-        num_heads=heads,
-        num_kv_heads=int(_get(config, "num_key_value_heads", default=heads)),
-        head_dim=int(_get(config, "head_dim", default=hidden // heads)),
-        ffn_size=int(_require_key(config, source, "intermediate_size", "ffn_dim")),
-        vocab_size=int(_require_key(config, source, "vocab_size")),
-        max_context_tokens=int(_get(config, "max_position_embeddings", default=2048)),
-        dtype=_TORCH_DTYPES.get(str(config.get("torch_dtype", "bfloat16")), "bf16"),
-        gated_mlp=not is_opt,
-        attention_bias=bool(
-            _get(config, "attention_bias", default=is_opt or model_type == "qwen2")
-        ),
-        tie_embeddings=bool(_get(config, "tie_word_embeddings", default=is_opt)),
-        learned_positions=is_opt,
-        num_experts=num_experts,
-        experts_per_token=int(_get(config, "num_experts_per_tok", default=0)) if num_experts else 0,
-        moe_ffn_size=int(
-            _get(config, "moe_intermediate_size", default=_get(config, "intermediate_size"))
-        )
-        if num_experts
-        else 0,
-        num_shared_experts=int(_get(config, "n_shared_experts", default=0)),
-        num_dense_layers=int(_get(config, "first_k_dense_replace", default=0)),
-        q_lora_rank=int(_get(config, "q_lora_rank", default=0)),
-        kv_lora_rank=int(_get(config, "kv_lora_rank", default=0)),
-        qk_rope_head_dim=int(_get(config, "qk_rope_head_dim", default=0)),
-        qk_nope_head_dim=int(_get(config, "qk_nope_head_dim", default=0)),
-        v_head_dim=int(_get(config, "v_head_dim", default=0)),
-    )
-
-
-def load_hf_config(path: str | Path, name: str | None = None) -> ModelSpec:
-    """Load a ModelSpec from a config.json file."""
-    path = Path(path)
-    config = read_json("model", path, "an existing config.json file or a catalog name")
-    return from_hf_config(config, name=name or path.parent.name or path.stem, source=str(path))
+def causal_pairs(num_tokens: int, window_tokens: int = 0) -> int:
+    """(query, key) pairs of causal attention over `num_tokens` tokens: the query at position i
+    attends to i keys, or to min(i, window) with a sliding window of `window_tokens` (> 0)."""
+    if window_tokens <= 0 or num_tokens <= window_tokens:
+        return num_tokens * (num_tokens + 1) // 2
+    return window_tokens * (window_tokens + 1) // 2 + (num_tokens - window_tokens) * window_tokens

@@ -11,7 +11,7 @@ GPU's memory splits between weights, activations and KV cache, and how many KV t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from servesim.errors import InputError, require
 from servesim.specs.cluster import ClusterSpec
@@ -70,19 +70,40 @@ def kv_bytes_per_token_per_gpu(model: ModelSpec, tp: int, num_layers: int) -> fl
     return num_layers * per_layer * model.kv_bytes_per_element
 
 
+def _stage_attention_layers(model: ModelSpec, pp: int) -> tuple[int, int]:
+    """(full-attention, sliding-window) layers of a pipeline stage: the most of each any stage
+    holds (an upper bound on one stage's KV)."""
+    full = window = start = 0
+    for num in stage_layers(model.num_layers, pp):
+        windowed = model.num_window_layers_in(start, start + num)
+        full, window = max(full, num - windowed), max(window, windowed)
+        start += num
+    return full, window
+
+
 @dataclass(frozen=True, slots=True)
 class MemoryPlan:
-    """Per-GPU memory split of the most loaded pipeline stage, in bytes, and the KV capacity."""
+    """Per-GPU memory split of the most loaded pipeline stage, in bytes, and the KV capacity.
+
+    With sliding-window layers and a known `max_seqs`, each of up to `max_seqs` sequences has
+    its windows reserved (`window_bytes_per_seq`: a windowed layer keeps at most W tokens) and
+    `kv_bytes_per_token` counts only the full-attention layers; otherwise (`max_seqs` 0) every
+    layer is charged per token, which over-counts windowed layers beyond W tokens.
+    """
 
     usable_bytes: float
     weight_bytes: float
     activation_bytes: float
     kv_bytes_per_token: float
     block_tokens: int
+    window_bytes_per_seq: float = 0.0
+    max_seqs: int = 0
 
     @property
     def kv_free_bytes(self) -> float:
-        return self.usable_bytes - self.weight_bytes - self.activation_bytes
+        """Bytes left for the per-token KV cache (after any reserved windows)."""
+        reserved = self.max_seqs * self.window_bytes_per_seq
+        return self.usable_bytes - self.weight_bytes - self.activation_bytes - reserved
 
     @property
     def kv_capacity_tokens(self) -> int:
@@ -100,8 +121,14 @@ def memory_plan(
     max_batch_tokens: int = 8192,
     memory_utilization: float = DEFAULT_MEMORY_UTILIZATION,
     block_tokens: int = DEFAULT_BLOCK_TOKENS,
+    max_seqs: int | None = None,
 ) -> MemoryPlan:
-    """Memory of the busiest GPU: its stage's weight shard, activations for `max_batch_tokens`."""
+    """Memory of the busiest GPU: its stage's weight shard, activations for `max_batch_tokens`.
+
+    `max_seqs` (the most sequences holding KV at once), when given, lets a model with
+    sliding-window layers reserve one window per sequence instead of charging those layers
+    per token; it changes nothing for a model without them.
+    """
     layers = max(stage_layers(model.num_layers, par.pp))
     layer_params = (model.num_params - model.embedding_params) / model.num_layers
     # Embedding and LM head live on the first and last stage; charge the larger share to one stage.
@@ -109,12 +136,22 @@ def memory_plan(
     weight_bytes = (layers * layer_params + embed_share) * model.bytes_per_param / par.tp
     width = 4 * model.hidden_size + 2 * max(model.ffn_size, model.moe_ffn_size) // par.tp
     activation_bytes = max_batch_tokens * width * model.bytes_per_param + 0.5 * GIB
-    return MemoryPlan(
+    plan = MemoryPlan(
         usable_bytes=memory_bytes * memory_utilization,
         weight_bytes=weight_bytes,
         activation_bytes=activation_bytes,
         kv_bytes_per_token=kv_bytes_per_token_per_gpu(model, par.tp, layers),
         block_tokens=block_tokens,
+    )
+    full, window = _stage_attention_layers(model, par.pp)
+    if max_seqs is None or not window or not full:  # all-windowed: charged per token
+        return plan
+    per_layer = kv_bytes_per_token_per_gpu(model, par.tp, 1)
+    return replace(
+        plan,
+        kv_bytes_per_token=full * per_layer,
+        window_bytes_per_seq=window * model.sliding_window_tokens * per_layer,
+        max_seqs=max_seqs,
     )
 
 
@@ -190,5 +227,5 @@ def check_parallel(
 
 def min_gpus_to_fit(model: ModelSpec, memory_bytes: float, max_request_tokens: int) -> int:
     """A lower bound on the GPUs that can hold the model and one maximal request."""
-    need = model.weight_bytes + max_request_tokens * model.kv_bytes_per_token
+    need = model.weight_bytes + model.kv_bytes_per_seq(max_request_tokens)
     return max(1, math.ceil(need / (memory_bytes * DEFAULT_MEMORY_UTILIZATION)))

@@ -8,18 +8,24 @@ unless the rows insist (a backend fitted on few models or GPUs must not carry th
 others). The scheduling policy is the engine's documented default, not fitted. The same numbers
 serve every row of the backend: nothing is tuned per row.
 
-The fit has two levels. First one set of `shared` numbers (SHARED_PARAMS: the efficiency scales,
-per-iteration overheads and the front end) is fitted on the training rows of every backend
-together (each row run with its own engine's policy, KV precision and drift), centered on scales
-of 1: what every engine has in common with the roofline. Then each backend is fitted from the
-shared numbers and centered on them, so a backend with few rows stays close to what all engines
-do, and one with fewer than MIN_FIT_ROWS rows, or rows of fewer than MIN_FIT_MODELS models,
-takes the shared numbers as they are (with too few rows in all, the priors): fitted on one
-model's rows, a backend's numbers absorb that model's quirks and its GPU's calibration gaps
-(SGLang's rows are DeepSeek on Blackwell and Qwen3-32B on H100; either alone predicted the
-other badly).
+The fit has three levels. First one set of `shared` numbers (SHARED_PARAMS: the efficiency
+scales, per-iteration overheads and the front end) is fitted on the training rows of every
+backend together (each row run with its own engine's policy, KV precision and drift), centered
+on scales of 1: what every engine has in common with the operator-level model. It uses the rows
+of GPUs whose efficiency profile was fitted on operator tables (H100), when there are enough.
+Second, each GPU family without operator tables (the Blackwell parts: B200, B300, GB200, GB300)
+gets its own compute, memory and attention scales (`GpuScales`, shipped as a "silicon" GPU
+profile), fitted on that family's rows of every backend with the shared numbers, centered on 1:
+without them the backends absorbed Blackwell's gaps and carried them to H100. Third, each
+backend is fitted from the shared numbers and centered on them, on its rows of every GPU (each
+on its GPU's factors), so a backend with few rows stays close to what all engines do, and one
+with fewer than MIN_FIT_ROWS rows, or rows of fewer than MIN_FIT_MODELS models, takes the shared
+numbers as they are (with too few rows in all, the priors): fitted on one model's rows, a
+backend's numbers absorb that model's quirks (SGLang's rows are DeepSeek on Blackwell and
+Qwen3-32B on H100; either alone predicted the other badly). A GPU family follows the same
+two-model rule.
 
-`leave_one_model_out` refits both levels, for each catalog model M, on the rows of the other
+`leave_one_model_out` refits every level, for each catalog model M, on the rows of the other
 models and predicts M's rows with those profiles, so the errors say how servesim does on a model
 it has not seen.
 """
@@ -27,15 +33,18 @@ it has not seen.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol, Self, TypeVar
 
 import numpy as np
 
 from servesim.errors import InputError
-from servesim.latency.backends import FITTED_PARAMS, BackendProfile
+from servesim.latency import Efficiency
+from servesim.latency.backends import FITTED_PARAMS, BackendProfile, scale_efficiency
+from servesim.latency.profiles import operator_efficiency, profile_family, silicon_base
 from servesim.validate.predict import predict_row
-from servesim.validate.runner import RowResult, evaluate_row, ordered_map
+from servesim.validate.runner import GpuEfficiencies, RowResult, evaluate_row, ordered_map
 from servesim.validate.silicon import SiliconRow
 from servesim.validate.support import Target, classify
 
@@ -46,9 +55,9 @@ SCALES = ("compute_scale", "memory_scale", "attention_scale")
 # What the shared level fits: the kernels, the per-iteration work and the front end. How the
 # benchmark's clients drift (desync) is each engine's own scheduling trait.
 SHARED_PARAMS = ("iteration_overhead_s", "seq_overhead_s", "request_overhead_s", *SCALES)
-MAX_SHARED_ROWS = 120  # training rows of the shared fit (a fixed random subset when more)
+MAX_SHARED_ROWS = 120  # training rows of the shared and GPU fits (a fixed random subset if more)
 MIN_FIT_ROWS = 20
-MIN_FIT_MODELS = 2  # a backend's own numbers need rows of two models (else one model's quirks)
+MIN_FIT_MODELS = 2  # a backend's or GPU's own numbers need rows of two models
 MAX_FIT_ROWS = 80  # training rows per backend (a fixed random subset when more)
 FIT_MAX_REQUESTS: int | None = None  # fits simulate the same benchmark as the evaluation
 STEPS = (4.0, 2.0, 1.41, 1.19)  # multiplicative step of each coordinate-search pass
@@ -86,16 +95,53 @@ PRIORS = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class GpuScales:
+    """Compute, memory and attention scales of one GPU family without operator tables, on its
+    silicon base's efficiencies (1, 1, 1: the base as it is)."""
+
+    family: str  # the profile name the family's GPUs use (latency.profiles.profile_family)
+    compute_scale: float = 1.0
+    memory_scale: float = 1.0
+    attention_scale: float = 1.0
+    fitted_on: tuple[str, ...] = ()
+
+    def scales(self) -> tuple[float, float, float]:
+        return self.compute_scale, self.memory_scale, self.attention_scale
+
+    def with_params(self, **params: float) -> GpuScales:
+        return replace(self, **params)  # type: ignore[arg-type]
+
+
+Corrections = dict[str, GpuScales]  # GPU family -> its scales
+
+
+def base_efficiency(gpu: str) -> Efficiency:
+    """The factors a fit starts from on `gpu`: its operator-table profile, else its family's
+    silicon base (latency.profiles.SILICON_BASE)."""
+    return operator_efficiency(gpu) or silicon_base(profile_family(gpu))
+
+
+def gpu_efficiencies(gpus: Iterable[str], corrections: Corrections) -> dict[str, Efficiency]:
+    """Each GPU's factors: its base, times its family's scales where the family has them."""
+    out = {}
+    for gpu in sorted(set(gpus)):
+        scales = corrections.get(profile_family(gpu))
+        base = base_efficiency(gpu)
+        out[gpu] = scale_efficiency(base, scales.scales(), gpu) if scales else base
+    return out
+
+
 def trimmed_log_error(predicted: float, measured: float) -> float:
     if not (predicted > 0 and math.isfinite(predicted)):
         return CAP
     return min(abs(math.log(predicted / measured)), CAP)
 
 
-def case_loss(case: Case, profile: BackendProfile) -> float:
+def case_loss(case: Case, profile: BackendProfile, gpu_eff: Efficiency) -> float:
     row, target = case
     try:
-        p = predict_row(row, target, profile, FIT_MAX_REQUESTS)
+        p = predict_row(row, target, profile, FIT_MAX_REQUESTS, gpu_eff=gpu_eff)
     except InputError:
         return math.nan  # cannot run under any profile: not part of the loss
     return trimmed_log_error(p.tpot_ms, row.measured_tpot_ms) + TTFT_WEIGHT * trimmed_log_error(
@@ -103,7 +149,9 @@ def case_loss(case: Case, profile: BackendProfile) -> float:
     )
 
 
-def scale_penalty(profile: BackendProfile, center: BackendProfile | None = None) -> float:
+def scale_penalty(
+    profile: BackendProfile | GpuScales, center: BackendProfile | None = None
+) -> float:
     """SCALE_PRIOR * sum of squared log distances of the scales from `center`'s (default 1)."""
     return SCALE_PRIOR * sum(
         math.log(getattr(profile, name) / (getattr(center, name) if center else 1.0)) ** 2
@@ -128,15 +176,37 @@ def shared_params(profile: BackendProfile) -> dict[str, float]:
     return {name: float(getattr(profile, name)) for name in SHARED_PARAMS}
 
 
+def mean_loss(
+    cases: Sequence[Case], profiles: Sequence[BackendProfile], effs: Sequence[Efficiency]
+) -> float:
+    """Mean case loss, each case under its profile on its GPU factors; raises InputError when a
+    profile pushes a factor out of range (the trial is not a candidate), inf when no case runs."""
+    for profile, eff in set(zip(profiles, effs, strict=True)):
+        profile.apply(eff)
+    values = [case_loss(c, p, e) for c, p, e in zip(cases, profiles, effs, strict=True)]
+    kept = [v for v in values if not math.isnan(v)]
+    return float(np.mean(kept)) if kept else math.inf
+
+
 def loss(
     cases: Sequence[Case],
     profile: BackendProfile,
+    effs: GpuEfficiencies,
     center: BackendProfile | None = None,
     settings: Settings | None = None,
 ) -> float:
-    values = [case_loss(c, case_profile(c[0], profile, settings)) for c in cases]
-    kept = [v for v in values if not math.isnan(v)]
-    return float(np.mean(kept)) + scale_penalty(profile, center) if kept else math.inf
+    """A backend (or, with `settings`, shared) fit's objective on `cases`."""
+    profiles = [case_profile(row, profile, settings) for row, _ in cases]
+    gpu_effs = [effs[target.gpu] for _, target in cases]
+    return mean_loss(cases, profiles, gpu_effs) + scale_penalty(profile, center)
+
+
+def gpu_loss(cases: Sequence[Case], scales: GpuScales, backends: Settings) -> float:
+    """A GPU family fit's objective: each case under its backend, on its GPU's base factors
+    times `scales`."""
+    effs = gpu_efficiencies({target.gpu for _, target in cases}, {scales.family: scales})
+    profiles = [backends[row.backend] for row, _ in cases]
+    return mean_loss(cases, profiles, [effs[t.gpu] for _, t in cases]) + scale_penalty(scales)
 
 
 def _candidates(name: str, value: float, step: float) -> list[float]:
@@ -150,42 +220,67 @@ def _candidates(name: str, value: float, step: float) -> list[float]:
     return sorted({min(max(v, lo), hi) for v in out})
 
 
-def fit_backend(
-    cases: Sequence[Case],
-    prior: BackendProfile,
-    fitted_on: str = "",
-    center: BackendProfile | None = None,
-    settings: Settings | None = None,
-) -> BackendProfile:
-    """Coordinate search over FITTED_PARAMS from `prior` (whose policy stays), the scales
-    penalized by their distance from `center`'s (default 1); returns the best profile found.
-    With `settings`, each case runs under its own backend's settings and only SHARED_PARAMS are
-    fitted (a shared fit)."""
-    best, best_loss = prior, loss(cases, prior, center, settings)
-    names = SHARED_PARAMS if settings is not None else FITTED_PARAMS
+class Fittable(Protocol):
+    def with_params(self, **params: float) -> Self: ...
+
+
+F = TypeVar("F", bound=Fittable)
+
+
+def coordinate_search(
+    start: F, names: Sequence[str], objective: Callable[[F], float]
+) -> tuple[F, float]:
+    """Minimize `objective` over the `names` fields of `start`, one coordinate at a time, with
+    multiplicative steps STEPS within BOUNDS; trials that raise InputError are skipped."""
+    best, best_loss = start, objective(start)
     for step in STEPS:
         for name in names:
             for value in _candidates(name, getattr(best, name), step):
                 try:
                     trial = best.with_params(**{name: value})
-                    trial_loss = loss(cases, trial, center, settings)
+                    trial_loss = objective(trial)
                 except InputError:
                     continue
                 if trial_loss < best_loss - 1e-9:
                     best, best_loss = trial, trial_loss
+    return best, best_loss
+
+
+def fit_backend(
+    cases: Sequence[Case],
+    prior: BackendProfile,
+    effs: GpuEfficiencies,
+    fitted_on: str = "",
+    center: BackendProfile | None = None,
+    settings: Settings | None = None,
+) -> BackendProfile:
+    """Coordinate search over FITTED_PARAMS from `prior` (whose policy stays), the scales
+    penalized by their distance from `center`'s (default 1), each case on its GPU's `effs`;
+    returns the best profile found. With `settings`, each case runs under its own backend's
+    settings and only SHARED_PARAMS are fitted (a shared fit)."""
+    names = SHARED_PARAMS if settings is not None else FITTED_PARAMS
+    best, best_loss = coordinate_search(
+        prior, names, lambda trial: loss(cases, trial, effs, center, settings)
+    )
     note = f"{fitted_on}; {len(cases)} rows; loss {best_loss:.4f}" if fitted_on else ""
     return best.with_params(fitted_on=(note,) if note else ())  # type: ignore[arg-type]
+
+
+def supported_cases(rows: Sequence[SiliconRow], exclude_model: str | None) -> list[Case]:
+    """(row, target) of every supported row, minus those of `exclude_model`."""
+    cases = []
+    for row in rows:
+        target = classify(row).target
+        if target is not None and target.model_name != exclude_model:
+            cases.append((row, target))
+    return cases
 
 
 def training_cases(
     rows: Sequence[SiliconRow], backend: str, exclude_model: str | None, seed: int = 0
 ) -> list[Case]:
     """Supported rows of `backend`, minus those of `exclude_model`, at most MAX_FIT_ROWS of them."""
-    cases = []
-    for row in rows:
-        support = classify(row)
-        if support.target and row.backend == backend and support.target.model_name != exclude_model:
-            cases.append((row, support.target))
+    cases = [c for c in supported_cases(rows, exclude_model) if c[0].backend == backend]
     return _subset(cases, MAX_FIT_ROWS, seed)
 
 
@@ -201,19 +296,64 @@ def _without(exclude_model: str | None) -> str:
     return f" except {exclude_model}" if exclude_model else ""
 
 
+def _num_models(cases: Sequence[Case]) -> int:
+    return len({target.model_name for _, target in cases})
+
+
 def fit_shared(
     rows: Sequence[SiliconRow], priors: Settings, exclude_model: str | None
 ) -> BackendProfile | None:
-    """The numbers every backend shares, fitted on all backends' training rows together (None
-    when they are fewer than MIN_FIT_ROWS)."""
+    """The numbers every backend shares, fitted on all backends' training rows together, those
+    of operator-calibrated GPUs when there are MIN_FIT_ROWS of them (None when there are fewer
+    than MIN_FIT_ROWS rows in all)."""
     cases = [c for backend in priors for c in training_cases(rows, backend, exclude_model)]
+    calibrated = [c for c in cases if operator_efficiency(c[1].gpu) is not None]
+    where = "silicon rows of every backend"
+    if len(calibrated) >= MIN_FIT_ROWS:
+        cases, where = calibrated, where + " on operator-calibrated GPUs"
     if len(cases) < MIN_FIT_ROWS:
         return None
     cases = _subset(cases, MAX_SHARED_ROWS)
+    effs = gpu_efficiencies({target.gpu for _, target in cases}, {})
     start = next(iter(priors.values())).with_params(name="shared")  # type: ignore[arg-type]
-    return fit_backend(
-        cases, start, "silicon rows of every backend" + _without(exclude_model), settings=priors
+    return fit_backend(cases, start, effs, where + _without(exclude_model), settings=priors)
+
+
+def uncalibrated_families(rows: Sequence[SiliconRow]) -> list[str]:
+    """Families of the supported rows' GPUs that have no operator-table profile."""
+    gpus = {target.gpu for _, target in supported_cases(rows, None)}
+    return sorted({profile_family(g) for g in gpus if operator_efficiency(g) is None})
+
+
+def fit_gpu(
+    rows: Sequence[SiliconRow],
+    priors: Settings,
+    shared: BackendProfile | None,
+    exclude_model: str | None,
+    family: str,
+) -> GpuScales:
+    """`family`'s scales, fitted on its training rows of every backend (each under its own
+    backend's settings with the shared numbers); 1, 1, 1 when the rows are too few or of one
+    model."""
+    cases = [
+        c
+        for c in supported_cases(rows, exclude_model)
+        if profile_family(c[1].gpu) == family and c[0].backend in priors
+    ]
+    if len(cases) < MIN_FIT_ROWS or _num_models(cases) < MIN_FIT_MODELS:
+        num = f"{len(cases)} training rows of {_num_models(cases)} model(s)"
+        why = f"silicon base as it is (only {num})"
+        return GpuScales(family, fitted_on=(why,))
+    cases = _subset(cases, MAX_SHARED_ROWS)
+    backends = {
+        name: prior.with_params(**shared_params(shared)) if shared else prior
+        for name, prior in priors.items()
+    }
+    best, best_loss = coordinate_search(
+        GpuScales(family), SCALES, lambda trial: gpu_loss(cases, trial, backends)
     )
+    note = f"silicon rows on {family}{_without(exclude_model)}; {len(cases)} rows"
+    return best.with_params(fitted_on=(f"{note}; loss {best_loss:.4f}",))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +363,11 @@ class FitJob:
 
 
 def run_fit(
-    job: FitJob, rows: Sequence[SiliconRow], priors: Settings, shared: BackendProfile | None
+    job: FitJob,
+    rows: Sequence[SiliconRow],
+    priors: Settings,
+    shared: BackendProfile | None,
+    effs: GpuEfficiencies,
 ) -> BackendProfile:
     """One backend's profile: fitted from (and centered on) the shared numbers, or the shared
     numbers as they are when the backend has too few training rows (the prior without them)."""
@@ -231,13 +375,43 @@ def run_fit(
     prior = priors[job.backend]
     if shared is not None:
         prior = prior.with_params(**shared_params(shared))
-    models = {target.model_name for _, target in cases}
-    if len(cases) < MIN_FIT_ROWS or len(models) < MIN_FIT_MODELS:
+    if len(cases) < MIN_FIT_ROWS or _num_models(cases) < MIN_FIT_MODELS:
         what = "shared numbers" if shared is not None else "prior"
-        why = f"only {len(cases)} training rows of {len(models)} model(s)"
+        why = f"only {len(cases)} training rows of {_num_models(cases)} model(s)"
         return prior.with_params(fitted_on=(f"{what} ({why})",))  # type: ignore[arg-type]
     what = f"silicon rows of {job.backend}" + _without(job.exclude_model)
-    return fit_backend(cases, prior, what, center=shared)
+    return fit_backend(cases, prior, effs, what, center=shared)
+
+
+@dataclass(frozen=True, slots=True)
+class Fit:
+    """What the fits give: each job's backend profile, and per excluded model ('' for none)
+    the GPU families' scales and every row GPU's resulting factors."""
+
+    backends: dict[FitJob, BackendProfile]
+    scales: dict[str, Corrections]
+    effs: dict[str, dict[str, Efficiency]]
+
+    def profiles(self, held_out: str | None = None) -> dict[str, BackendProfile]:
+        """Backend name -> profile fitted without `held_out`'s rows."""
+        return {j.backend: p for j, p in self.backends.items() if j.exclude_model == held_out}
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Per fit (one per held-out model, or one on every row): the GPU families' scales and
+        the backends' numbers, with what each was fitted on."""
+        out = []
+        for key in sorted(self.scales):
+            held_out = key or None
+            gpus = {
+                family: {**dict(zip(SCALES, g.scales(), strict=True)), "fitted_on": g.fitted_on}
+                for family, g in sorted(self.scales[key].items())
+            }
+            backends = {
+                name: {**p.params(), "fitted_on": p.fitted_on}
+                for name, p in sorted(self.profiles(held_out).items())
+            }
+            out.append({"held_out": held_out, "gpu_scales": gpus, "backends": backends})
+        return out
 
 
 def fit_all(
@@ -246,15 +420,29 @@ def fit_all(
     priors: Settings,
     workers: int = 1,
     advance: Callable[[float], None] | None = None,
-) -> dict[FitJob, BackendProfile]:
-    """Run fit jobs: the shared fit of each excluded model first, then the backends."""
+) -> Fit:
+    """Run fit jobs: per excluded model the shared fit first, then the GPU families', then the
+    backends'."""
     excluded = sorted({job.exclude_model or "" for job in jobs})
     shared_fits = ordered_map(
         fit_shared, [(rows, priors, name or None) for name in excluded], workers, advance
     )
     shared = dict(zip(excluded, shared_fits, strict=True))
-    args = [(job, rows, priors, shared[job.exclude_model or ""]) for job in jobs]
-    return dict(zip(jobs, ordered_map(run_fit, args, workers, advance), strict=True))
+    families = uncalibrated_families(rows)
+    keys = [(name, family) for name in excluded for family in families]
+    gpu_args = [(rows, priors, shared[name], name or None, family) for name, family in keys]
+    gpu_fits = ordered_map(fit_gpu, gpu_args, workers, advance)
+    scales: dict[str, Corrections] = {name: {} for name in excluded}
+    for (name, family), gpu_fit in zip(keys, gpu_fits, strict=True):
+        scales[name][family] = gpu_fit
+    gpus = {target.gpu for _, target in supported_cases(rows, None)}
+    effs = {name: gpu_efficiencies(gpus, scales[name]) for name in excluded}
+    args = [
+        (job, rows, priors, shared[job.exclude_model or ""], effs[job.exclude_model or ""])
+        for job in jobs
+    ]
+    fitted = dict(zip(jobs, ordered_map(run_fit, args, workers, advance), strict=True))
+    return Fit(fitted, scales, effs)
 
 
 def fit_on_all(
@@ -262,11 +450,11 @@ def fit_on_all(
     priors: Settings | None = None,
     workers: int = 1,
     advance: Callable[[float], None] | None = None,
-) -> dict[str, BackendProfile]:
-    """Each backend fitted on all its supported rows (what latency/data/backends/ ships)."""
+) -> Fit:
+    """Each backend fitted on all its supported rows (what latency/data/backends/ ships), with
+    the GPU families' scales (latency/data/<family>.json): `Fit.profiles()`, `Fit.scales[""]`."""
     start = priors or PRIORS
-    fitted = fit_all([FitJob(b, None) for b in start], rows, start, workers, advance)
-    return {job.backend: profile for job, profile in fitted.items()}
+    return fit_all([FitJob(b, None) for b in start], rows, start, workers, advance)
 
 
 def leave_one_model_out(
@@ -275,7 +463,7 @@ def leave_one_model_out(
     max_requests: int | None = None,
     workers: int = 1,
     advance: Callable[[float], None] | None = None,
-) -> tuple[list[RowResult], dict[FitJob, BackendProfile]]:
+) -> tuple[list[RowResult], Fit]:
     """Each supported row predicted by profiles fitted without its model's rows."""
     priors = priors or PRIORS
     supports = [classify(r) for r in rows]
@@ -283,7 +471,7 @@ def leave_one_model_out(
         {(r.backend, s.target.model_name) for r, s in zip(rows, supports, strict=True) if s.target}
     )
     jobs = [FitJob(b, m) for b, m in pairs if b in priors]
-    fitted = fit_all(jobs, rows, priors, workers, advance)
+    fit = fit_all(jobs, rows, priors, workers, advance)
     results = []
     for row, support in zip(rows, supports, strict=True):
         if support.target is None or row.backend not in priors:
@@ -293,6 +481,7 @@ def leave_one_model_out(
                 )
             )
             continue
-        profile = fitted[FitJob(row.backend, support.target.model_name)]
-        results.append(evaluate_row(row, profile, max_requests, support.target))
-    return results, fitted
+        model = support.target.model_name
+        profile = fit.backends[FitJob(row.backend, model)]
+        results.append(evaluate_row(row, profile, max_requests, support.target, fit.effs[model]))
+    return results, fit

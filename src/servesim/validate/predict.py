@@ -134,9 +134,10 @@ def _group(
 
 
 def build_row(
-    row: SiliconRow, target: Target, backend: BackendProfile
+    row: SiliconRow, target: Target, backend: BackendProfile, gpu_eff: Efficiency | None = None
 ) -> tuple[Deployment, dict[str, LatencyModel]]:
-    """The deployment of `row` and its latency models (raises InputError if it cannot run)."""
+    """The deployment of `row` and its latency models (raises InputError if it cannot run).
+    The GPU's efficiency factors are `gpu_eff`, by default its shipped profile's."""
     model = row_model(target, backend)
     cluster = row_cluster(target, row)
     if row.agg is not None:
@@ -147,7 +148,9 @@ def build_row(
             _group("prefill", row.prefill, row, target, backend),
             _group("decode", row.decode, row, target, backend),
         )
-    eff = backend.apply(resolve_efficiency(None, target.gpu) or Efficiency())
+    if gpu_eff is None:
+        gpu_eff = resolve_efficiency(None, target.gpu) or Efficiency()
+    eff = backend.apply(gpu_eff)
     models: dict[str, LatencyModel] = {}
     for group in groups:
         check_parallel(
@@ -189,9 +192,11 @@ def predict_row(
     max_requests: int | None = None,
     seed: int = 0,
     bench: Benchmark = DEFAULT_BENCHMARK,
+    gpu_eff: Efficiency | None = None,
 ) -> Prediction:
-    """Simulate `row` under `backend`; raises InputError when the deployment cannot run."""
-    deployment, models = build_row(row, target, backend)
+    """Simulate `row` under `backend` (on `gpu_eff`, by default the GPU's shipped profile);
+    raises InputError when the deployment cannot run."""
+    deployment, models = build_row(row, target, backend, gpu_eff)
     n = num_requests_for(row.concurrency, max_requests, bench)
     cycle_s = backend.desync * cycle_estimate_s(row, models) if backend.desync else 0.0
     workload = StaggeredClosedLoop(row.concurrency, Fixed(row.isl, row.osl), n, cycle_s=cycle_s)

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from servesim.errors import InputError
+from servesim.latency import Efficiency
 from servesim.latency.backends import BackendProfile, load_backend
 from servesim.validate.predict import Prediction, predict_row
 from servesim.validate.silicon import SiliconRow
 from servesim.validate.support import Target, classify
 
 Backends = Mapping[str, BackendProfile]
+GpuEfficiencies = Mapping[str, Efficiency]  # GPU catalog name -> efficiency factors
 T = TypeVar("T")
 
 
@@ -72,15 +74,18 @@ def evaluate_row(
     backend: BackendProfile,
     max_requests: int | None = None,
     target: Target | None = None,
+    gpu_effs: GpuEfficiencies | None = None,
 ) -> RowResult:
-    """Classify and (when supported) simulate one row."""
+    """Classify and (when supported) simulate one row (on `gpu_effs`' factors for its GPU when
+    given, else the GPU's shipped profile)."""
     if target is None:
         support = classify(row)
         if support.target is None:
             return RowResult(row, None, backend.name, support.reason, None)
         target = support.target
+    gpu_eff = gpu_effs.get(target.gpu) if gpu_effs else None
     try:
-        prediction = predict_row(row, target, backend, max_requests)
+        prediction = predict_row(row, target, backend, max_requests, gpu_eff=gpu_eff)
     except InputError as err:
         reason = f"cannot build the deployment: {err.field}: {err.allowed}"
         return RowResult(row, target.model_name, backend.name, reason, None)
@@ -91,8 +96,12 @@ def evaluate_row(
     return RowResult(row, target.model_name, backend.name, None, prediction)
 
 
-def _evaluate_job(job: tuple[SiliconRow, BackendProfile, int | None]) -> RowResult:
-    return evaluate_row(*job)
+Job = tuple[SiliconRow, BackendProfile, int | None, GpuEfficiencies | None]
+
+
+def _evaluate_job(job: Job) -> RowResult:
+    row, backend, max_requests, gpu_effs = job
+    return evaluate_row(row, backend, max_requests, None, gpu_effs)
 
 
 def evaluate(
@@ -102,15 +111,16 @@ def evaluate(
     max_requests: int | None = None,
     workers: int = 1,
     advance: Callable[[float], None] | None = None,
+    gpu_effs: GpuEfficiencies | None = None,
 ) -> list[RowResult]:
-    """One RowResult per row, in row order."""
+    """One RowResult per row, in row order (GPUs on `gpu_effs`' factors where given)."""
     profiles = backends if backends is not None else shipped_backends()
-    jobs = []
+    jobs: list[Job] = []
     for row in rows:
         try:
-            jobs.append((row, backend_for(row, profiles, override), max_requests))
+            jobs.append((row, backend_for(row, profiles, override), max_requests, gpu_effs))
         except InputError:
-            jobs.append((row, BackendProfile(row.backend or "unknown"), -1))
+            jobs.append((row, BackendProfile(row.backend or "unknown"), -1, None))
     return ordered_map(_evaluate_or_reject, [(job,) for job in jobs], workers, advance, 16)
 
 
@@ -138,8 +148,8 @@ def ordered_map(
     return out
 
 
-def _evaluate_or_reject(job: tuple[SiliconRow, BackendProfile, int | None]) -> RowResult:
-    row, backend, max_requests = job
+def _evaluate_or_reject(job: Job) -> RowResult:
+    row, backend, max_requests, _ = job
     if max_requests == -1:  # the row names a backend with no profile
         return RowResult(row, None, backend.name, f"backend without a profile: {row.backend}", None)
     return _evaluate_job(job)
