@@ -143,6 +143,26 @@ def test_disagg_ttft_includes_the_kv_transfer() -> None:
     assert np.all(r.kv_start_s >= r.prefill_end_s)
 
 
+def test_disagg_moves_a_sliding_window_layers_kv_only_inside_its_window() -> None:
+    from dataclasses import replace
+
+    from servesim.engine import Deployment
+    from servesim.specs import get_model
+
+    windowed = get_model("gpt-oss-120b").with_precision("fp4")  # fits one GPU of CLUSTER
+    isl = 512  # past gpt-oss's 128-token window
+    moved = {}
+    for model in (windowed, replace(windowed, sliding_window_tokens=0, window_layers=())):
+        dep = Deployment(model, CLUSTER, deployment("disagg").groups)
+        r = simulate(dep, fixed_workload(2.0, 4, isl=isl, osl=4), latency_models=stubs("disagg"))
+        moved[model.sliding_window_tokens] = (r.records.kv_end_s - r.records.kv_start_s)[0]
+    latency = CLUSTER.intra_node_latency_s
+    expected = windowed.kv_bytes_per_seq(isl) / CLUSTER.intra_node_bytes_per_s + latency
+    assert np.isclose(moved[128], expected)
+    # 18 full layers keep 512 tokens, 18 windowed layers 128: (18 * 512 + 18 * 128) / (36 * 512)
+    assert np.isclose((moved[128] - latency) / (moved[0] - latency), 0.625)
+
+
 def test_disagg_routes_to_shortest_queue_and_least_loaded() -> None:
     result = run("disagg", fixed_workload(1e6, 40, isl=200, osl=30, poisson=False), num_instances=4)
     r = result.records

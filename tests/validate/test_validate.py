@@ -211,11 +211,11 @@ def test_shared_sample_reads_and_classifies() -> None:
     rows = read_silicon(SHARED)
     assert len(rows) == 4164
     supported = [r for r in rows if classify(r).supported]
-    # EP and NVFP4 rows included (MiniMax-M2.5: 295, gpt-oss-120b: 209); attention DP,
-    # disaggregated rows without worker counts and the 166 copies of supported rows (exported
-    # twice) are not
-    assert len(supported) == 1997
-    assert sum(classify(r).reason == DUPLICATE_REASON for r in rows) == 166
+    # EP and NVFP4 rows included (MiniMax-M2.5: 295, gpt-oss-120b: 209, Kimi-K2.5: 81,
+    # Qwen3.5-397B-A17B: 237); attention DP, disaggregated rows without worker counts and the
+    # 235 copies of supported rows (exported twice; 69 of them Qwen3.5) are not
+    assert len(supported) == 2315
+    assert sum(classify(r).reason == DUPLICATE_REASON for r in rows) == 235
 
 
 def test_a_measurement_exported_twice_is_counted_once(tmp_path: Path) -> None:

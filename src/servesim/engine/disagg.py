@@ -13,7 +13,7 @@ a transfer's end, e.g. with link sharing) gets one versioned event per transfer 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from heapq import heappush
 
 from servesim.engine.build import Instances
@@ -39,7 +39,7 @@ class Handoff:
     inst: Instances
     rec: RecordBuffer
     transport: Transport | None
-    kv_bytes_per_token: float
+    kv_bytes: Callable[[int], float]
     check: bool
     timeline: Timeline | None
     dloads: list[int]
@@ -106,7 +106,7 @@ class Handoff:
         rec = self.rec
         rec.kv_start_s[rid] = t
         src = rec.prefill_instance[rid]
-        num_bytes = rec.input_tokens[rid] * self.kv_bytes_per_token
+        num_bytes = self.kv_bytes(int(rec.input_tokens[rid]))
         if self._direct is not None:
             link = self._links.get((src, d.index))
             if link is None:

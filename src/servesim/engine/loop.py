@@ -51,7 +51,7 @@ class Engine(Handoff):
         instances: Instances,
         rec: RecordBuffer,
         transport: Transport | None,
-        kv_bytes_per_token: float,
+        kv_bytes: Callable[[int], float],
         mode: str,
         check: bool = False,
         timeline: Timeline | None = None,
@@ -59,7 +59,7 @@ class Engine(Handoff):
         self.inst = instances
         self.rec = rec
         self.transport = transport
-        self.kv_bytes_per_token = kv_bytes_per_token
+        self.kv_bytes = kv_bytes  # KV-cache bytes of one prompt of n tokens (the transfer size)
         self.mode = mode
         self.check = check
         self.timeline = timeline

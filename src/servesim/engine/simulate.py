@@ -74,7 +74,8 @@ def simulate(
     if bind_records is not None:  # a transport that reads prefill times (layerwise KV)
         bind_records(rec)
     tl = Timeline() if timeline else None
-    engine = Engine(instances, rec, transport, deployment.model.kv_bytes_per_token, mode, check, tl)
+    kv_bytes = deployment.model.kv_bytes_per_seq  # sliding-window layers send at most a window
+    engine = Engine(instances, rec, transport, kv_bytes, mode, check, tl)
     if closed:
         driver = ClosedLoopDriver(engine, workload, int(seed))  # type: ignore[arg-type]
         driver.start()

@@ -7,7 +7,10 @@ peaks scaled by the achievable-efficiency factors of an `Efficiency`:
   time (weights + activations) / (bandwidth * eff_memory); overhead plus the larger of the two.
 - Attention: a fixed overhead, a per-sequence cost, Q/O bytes per token, and per (query, key) pair
   the larger of its FLOPs and its KV bytes -- linear in the context for a fixed batch. A
-  sliding-window layer counts only the pairs inside its window (`window_*_pairs`).
+  sliding-window layer counts only the pairs inside its window (`window_*_pairs`). A
+  linear-attention layer (Gated DeltaNet) costs per token, whatever the context: its recurrent
+  FLOPs and token traffic, plus one read and write of each sequence's state per call
+  (`recurrent_*_s`).
 - MoE: the experts a batch touches (balanced or Zipf-skewed routing) are streamed once; each
   touched expert's GEMMs ramp like GEMMs; routing and permutation cost per token-expert pair.
 - Element-wise kernels (norms, rotary, activation, residual add, embedding) move bytes, each
@@ -47,6 +50,8 @@ __all__ = [
     "gemm_stack",
     "moe_s",
     "moe_split",
+    "recurrent_state_s",
+    "recurrent_token_s",
     "ring_factor",
     "send_s",
     "window_chunk_pairs",
@@ -161,6 +166,24 @@ def window_context_tokens(num_seqs: float, sum_ctx_tokens: float, window_tokens:
     """Cached tokens one sliding-window layer reads for `num_seqs` decodes whose contexts sum to
     `sum_ctx_tokens` (each reads at most W): exact when every context is on the same side of W."""
     return min(sum_ctx_tokens, num_seqs * window_tokens)
+
+
+# ---- linear attention (Gated DeltaNet): no context term --------------------------------------
+def recurrent_token_s(
+    flops_per_token: Any, io_bytes_per_token: Any, gpu: GpuSpec, eff: Efficiency
+) -> tuple[Any, Any]:
+    """(compute_s, memory_s) per token of one linear-attention layer's recurrent kernels: the
+    state update's FLOPs at the attention compute rate, and the token's q/k/v/gate/output
+    traffic at the attention bandwidth."""
+    compute = flops_per_token / (gpu.peak_flops_per_s("bf16") * eff.attention_compute)
+    memory = io_bytes_per_token / (gpu.memory_bw_bytes_per_s * eff.attention_memory)
+    return compute, memory
+
+
+def recurrent_state_s(state_bytes: Any, gpu: GpuSpec, eff: Efficiency) -> Any:
+    """Seconds to read and write one sequence's recurrent state (and conv window) once: every
+    prefill chunk and every decode step of a linear-attention layer does."""
+    return 2.0 * state_bytes / (gpu.memory_bw_bytes_per_s * eff.attention_memory)
 
 
 # ---- MoE ----------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ the LM head and embedding run once; a fixed overhead per iteration, per layer an
 covers scheduling, sampling and launches. Sliding-window layers cost their attention pairs and
 cached-token reads only inside the window (latency/ops.py `window_*`); in `decode_coeffs` they
 read a whole window per sequence (exact once every context has reached the window, which
-`decode_s` corrects for shorter contexts).
+`decode_s` corrects for shorter contexts). Linear-attention layers (Gated DeltaNet) add only
+per-token and per-sequence terms (latency/attention_terms.py builds every attention term).
 
 Everything that does not depend on the batch is precomputed by `build_roofline`, so the hot-path
 methods cost a few multiply-adds. With the default `Efficiency` this is the roofline from specs
@@ -20,10 +21,11 @@ alone; with a fitted profile (latency/profiles.py) it is the calibrated model of
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
 from servesim.latency import ops
+from servesim.latency.attention_terms import attention_gemms, attention_shape, attention_terms
 from servesim.latency.base import Breakdown, prefill_attn_pairs
 from servesim.latency.ops import Efficiency, GemmStack
 from servesim.specs.cluster import ClusterSpec
@@ -293,31 +295,10 @@ class RooflineModel:
 
 
 # ---- precompute ---------------------------------------------------------------------------------
-def _attention_shape(model: ModelSpec, tp: int) -> tuple[float, float, float]:
-    """(query heads, KV heads, head dim) per GPU as the attention kernel sees them.
-
-    MLA runs absorbed: every head scores against the shared latent (kv_lora + rope values) and
-    reads back kv_lora values, so it is one 'KV head' of the latent's width.
-    """
-    heads = model.num_heads / tp
-    if model.is_mla:
-        head_dim = (2 * model.kv_lora_rank + model.qk_rope_head_dim) / 2
-        return heads, model.kv_values_per_token_per_layer / (2 * head_dim), head_dim
-    return heads, max(1, model.num_kv_heads // tp), model.head_dim
-
-
 def _layer_gemms(model: ModelSpec, tp: int) -> list[tuple[float, float, float]]:
     """(count over all layers, n, k) of each per-layer GEMM on one GPU."""
     h = float(model.hidden_size)
-    attention: list[tuple[float, float, float]]
-    if model.is_mla:
-        attention = [(model.num_layers, model.attention_params_per_layer / (tp * h), h)]
-    else:
-        heads, kv_heads, d = _attention_shape(model, tp)
-        attention = [
-            (model.num_layers, (heads + 2 * kv_heads) * d, h),
-            (model.num_layers, h, heads * d),
-        ]
+    attention = attention_gemms(model, tp)
     up = 2 if model.gated_mlp else 1
     dense = model.num_layers - model.num_moe_layers
     mlp: list[tuple[float, float, float]] = [
@@ -325,7 +306,7 @@ def _layer_gemms(model: ModelSpec, tp: int) -> list[tuple[float, float, float]]:
         (dense, h, model.ffn_size / tp),
     ]
     if model.is_moe:
-        shared = model.num_shared_experts * model.moe_ffn_size / tp
+        shared = model.shared_expert_width / tp
         mlp += [
             (model.num_moe_layers, model.num_experts, h),
             (model.num_moe_layers if shared else 0, up * shared, h),
@@ -337,16 +318,17 @@ def _layer_gemms(model: ModelSpec, tp: int) -> list[tuple[float, float, float]]:
 def _elementwise(model: ModelSpec, tp: int, eff: Efficiency, gpu: GpuSpec) -> tuple[float, float]:
     """(overhead_s, s_per_token) of norms, rotary, activation, residual adds and the embedding.
 
-    Per layer: two norms, one rotary, one activation, two residual adds; once: the embedding
-    gather and the final norm. Bytes per token are reads plus writes in 16-bit activations.
+    Per layer: two norms, one rotary (attention layers only), one activation, two residual adds;
+    once: the embedding gather and the final norm. Bytes per token are reads plus writes in
+    16-bit activations.
     """
     h, layers = model.hidden_size, model.num_layers
-    heads, kv_heads, d = _attention_shape(model, tp)
-    width = model.ffn_size if not model.is_moe else model.num_shared_experts * model.moe_ffn_size
+    heads, kv_heads, d = attention_shape(model, tp)
+    width = model.ffn_size if not model.is_moe else model.shared_expert_width
     act = (3 if model.gated_mlp else 2) * width / tp
     kernels = (  # (kind, launches, bytes per token per launch)
         ("norm", 2 * layers + 1, 4 * h),
-        ("rotary", layers, 4 * (heads + kv_heads) * d),
+        ("rotary", model.num_attention_layers, 4 * (heads + kv_heads) * d),
         ("activation", layers, 2 * act),
         ("residual", 2 * layers, 6 * h),
         ("embedding", 1, 4 * h),
@@ -370,12 +352,8 @@ def build_roofline(
     eff = efficiency or Efficiency()
     gpu = cluster.gpu
     tp, pp, layers = parallel.tp, parallel.pp, model.num_layers
-    full = model.num_full_attention_layers
     prec = next((p for p in ("fp4", "fp8") if p in (precision, model.dtype)), "bf16")
     h = model.hidden_size
-    heads, kv_heads, d = _attention_shape(model, tp)
-    kvb = model.kv_bytes_per_element
-    pair_s, ctx_s = ops.attention_pair_s(heads, kv_heads, d, kvb, gpu, eff)
     elem_base, elem_per_token = _elementwise(model, tp, eff, gpu)
     spans_nodes = parallel.num_gpus > cluster.gpus_per_node
     send_bw = cluster.inter_node_bytes_per_s if spans_nodes else cluster.intra_node_bytes_per_s
@@ -397,18 +375,7 @@ def build_roofline(
             parallel.moe_tp,
             parallel.ep,
         ),
-        attn_base_s=layers * eff.attention_overhead_s,
-        attn_s_per_seq=layers * eff.attention_seq_s,
-        attn_s_per_token=layers
-        * (
-            float(ops.attention_token_s(heads + 2 * kv_heads, d, gpu, eff))
-            + float(pair_s) * eff.attention_half_tokens
-        ),
-        attn_s_per_pair=full * float(pair_s),
-        decode_base_s=layers * eff.decode_overhead_s,
-        decode_s_per_seq=layers
-        * (eff.decode_seq_s + float(ops.attention_token_s(heads, d, gpu, eff))),
-        decode_s_per_ctx=full * float(ctx_s),
+        **asdict(attention_terms(model, tp, gpu, eff)),
         allreduce_base_s=2 * layers * eff.collective_latency_s if tp > 1 else 0.0,
         allreduce_s_per_token=2 * layers * (ar_per_token - eff.collective_latency_s)
         if tp > 1
@@ -417,9 +384,6 @@ def build_roofline(
         send_s_per_token=per_token_bytes / (send_bw * eff.send_efficiency),
         overhead_s=eff.iteration_overhead_s + eff.layer_overhead_s * layers,
         seq_overhead_s=eff.seq_overhead_s,
-        window_tokens=model.sliding_window_tokens,
-        attn_s_per_window_pair=model.num_window_layers * float(pair_s),
-        decode_s_per_window_ctx=model.num_window_layers * float(ctx_s),
     )
     fraction = max(stage_layers(layers, pp)) / layers
     return RooflineModel(model, parallel, terms, fraction, prec, eff)

@@ -174,9 +174,12 @@ def batch_grid(max_batch_size: int) -> list[int]:
     return grid if grid[-1] == max_batch_size else [*grid, max_batch_size]
 
 
-def kv_batch_cap(source: LatencySource, parallel: ParallelSpec, ctx_tokens: int) -> int:
-    """Sequences of `ctx_tokens` whose KV cache fits on the instance (0 when none)."""
-    plan = memory_plan(source.model, parallel, source.cluster.gpu.memory_bytes)
+def kv_batch_cap(
+    source: LatencySource, parallel: ParallelSpec, ctx_tokens: int, max_seqs: int | None = None
+) -> int:
+    """Sequences of `ctx_tokens` whose KV cache fits on the instance (0 when none); with
+    `max_seqs`, sliding-window layers reserve a window for each of that many sequences."""
+    plan = memory_plan(source.model, parallel, source.cluster.gpu.memory_bytes, max_seqs=max_seqs)
     return plan.kv_capacity_tokens // ctx_tokens
 
 
@@ -193,7 +196,7 @@ def decode_side(
     """
     require(ctx_tokens >= 1, "context_len", ctx_tokens, "an integer >= 1 token")
     require(max_batch_size >= 1, "max_batch", max_batch_size, "an integer >= 1")
-    cap = min(max_batch_size, kv_batch_cap(source, parallel, ctx_tokens))
+    cap = min(max_batch_size, kv_batch_cap(source, parallel, ctx_tokens, max_batch_size))
     if cap < 1:
         return None
     lat = source.latency_model(parallel)

@@ -206,7 +206,10 @@ def _decode_capacity(
     from servesim.specs.parallel import ParallelSpec, memory_plan
 
     plan = memory_plan(
-        problem.model, ParallelSpec(group.tp, group.pp), problem.cluster.gpu.memory_bytes
+        problem.model,
+        ParallelSpec(group.tp, group.pp),
+        problem.cluster.gpu.memory_bytes,
+        max_seqs=problem.max_batch_seqs,  # as the engine's decode instances reserve windows
     )
     return decode_capacity_per_s(
         _latency(problem, group.tp, group.pp),

@@ -7,7 +7,9 @@ are properties or methods, so a spec is the single source of them.
 
 Sliding-window attention: a windowed layer's query at (1-based) position i attends to the
 min(i, window) latest tokens, itself included, and the layer keeps at most `window` tokens of
-KV per sequence; full-attention layers attend to and keep every token.
+KV per sequence; full-attention layers attend to and keep every token. Linear-attention layers
+(Gated DeltaNet, specs/linear_attention.py) keep a fixed-size state per sequence instead of KV
+and cost the same per token whatever the context.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from servesim.errors import InputError
+from servesim.specs.linear_attention import LinearAttention
 
 # fp4 is NVFP4: 4-bit values plus one fp8 scale per block of 16 (the per-tensor scale is noise).
 BYTES_PER_ELEMENT: dict[str, float] = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "fp4": 0.5625}
@@ -34,7 +37,11 @@ class ModelSpec:
     experts of width `moe_ffn_size`, plus `num_shared_experts` always-on experts; the first
     `num_dense_layers` layers use a dense MLP of width `ffn_size`.
     Layers listed in `window_layers` (0-based) use sliding-window attention over the latest
-    `sliding_window_tokens` tokens; the others attend to the whole context.
+    `sliding_window_tokens` tokens; layers listed in `linear_layers` are linear-attention layers
+    of shape `linear_attention`; the others attend to the whole context. With
+    `attention_output_gate` (Qwen3-Next, Qwen3.5) the query projection also yields a sigmoid
+    gate on the attention output (twice the query width). Shared experts have width
+    `shared_expert_ffn_size` when set (Qwen's single shared expert), else `moe_ffn_size`.
     """
 
     name: str
@@ -66,6 +73,10 @@ class ModelSpec:
     mlp_bias: bool = False  # MLP / expert projections (and the router) carry biases
     sliding_window_tokens: int = 0  # 0: no sliding-window layers
     window_layers: tuple[int, ...] = ()
+    attention_output_gate: bool = False
+    shared_expert_ffn_size: int = 0  # 0: shared experts as wide as the routed ones
+    linear_attention: LinearAttention | None = None
+    linear_layers: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         for field in (
@@ -95,6 +106,30 @@ class ModelSpec:
                 f"an integer in [1, num_experts={self.num_experts}]",
             )
         self._check_window()
+        self._check_linear()
+
+    def _check_linear(self) -> None:
+        if (self.linear_attention is None) != (not self.linear_layers):
+            raise InputError(
+                "model.linear_layers",
+                list(self.linear_layers),
+                "non-empty exactly when linear_attention is set",
+            )
+        ordered = sorted(set(self.linear_layers))
+        if list(self.linear_layers) != ordered or (ordered and ordered[-1] >= self.num_layers):
+            raise InputError(
+                "model.linear_layers",
+                list(self.linear_layers),
+                f"increasing distinct layer indices in [0, {self.num_layers})",
+            )
+        if set(self.linear_layers) & set(self.window_layers):
+            raise InputError(
+                "model.linear_layers", list(self.linear_layers), "disjoint from window_layers"
+            )
+        if self.shared_expert_ffn_size < 0:
+            raise InputError(
+                "model.shared_expert_ffn_size", self.shared_expert_ffn_size, "an integer >= 0"
+            )
 
     def _check_window(self) -> None:
         if self.sliding_window_tokens < 0:
@@ -130,8 +165,27 @@ class ModelSpec:
         return len(self.window_layers)
 
     @property
+    def num_linear_layers(self) -> int:
+        """Linear-attention layers (a fixed-size state per sequence, no KV)."""
+        return len(self.linear_layers)
+
+    @property
+    def num_attention_layers(self) -> int:
+        """Softmax-attention layers, full or windowed: the layers that keep KV."""
+        return self.num_layers - len(self.linear_layers)
+
+    @property
     def num_full_attention_layers(self) -> int:
-        return self.num_layers - len(self.window_layers)
+        return self.num_layers - len(self.window_layers) - len(self.linear_layers)
+
+    def num_linear_layers_in(self, first: int, stop: int) -> int:
+        """Linear-attention layers among layers first .. stop-1 (a pipeline stage)."""
+        return sum(1 for i in self.linear_layers if first <= i < stop)
+
+    @property
+    def linear_state_bytes_per_layer(self) -> float:
+        """Recurrent state and conv window of one sequence in one linear layer (0 without)."""
+        return self.linear_attention.state_bytes if self.linear_attention else 0.0
 
     def num_window_layers_in(self, first: int, stop: int) -> int:
         """Sliding-window layers among layers first .. stop-1 (a pipeline stage)."""
@@ -170,7 +224,8 @@ class ModelSpec:
             return q + kv_down + kv_up + out
         q_dim = self.num_heads * self.head_dim
         kv_dim = self.num_kv_heads * self.head_dim
-        weights = h * (q_dim + 2 * kv_dim) + q_dim * h
+        gate = q_dim if self.attention_output_gate else 0
+        weights = h * (q_dim + gate + 2 * kv_dim) + q_dim * h
         bias = (
             (q_dim + 2 * kv_dim + (h if self.model_type in _OUT_BIAS_TYPES else 0))
             if self.attention_bias
@@ -193,18 +248,31 @@ class ModelSpec:
         return self.mlp_params(self.ffn_size)
 
     @property
+    def shared_expert_width(self) -> int:
+        """Inner width of all shared experts of one MoE layer together."""
+        return self.num_shared_experts * (self.shared_expert_ffn_size or self.moe_ffn_size)
+
+    @property
+    def shared_expert_params(self) -> int:
+        width = self.shared_expert_ffn_size or self.moe_ffn_size
+        return self.num_shared_experts * self.mlp_params(width)
+
+    @property
     def moe_params_per_layer(self) -> int:
         """All experts (routed + shared) and the router of one MoE layer."""
-        experts = (self.num_experts + self.num_shared_experts) * self.mlp_params(self.moe_ffn_size)
-        return experts + self.router_params
+        routed = self.num_experts * self.mlp_params(self.moe_ffn_size)
+        return routed + self.shared_expert_params + self.router_params
 
     @property
     def active_moe_params_per_layer(self) -> int:
         """Expert parameters one token touches in one MoE layer."""
-        active = (self.experts_per_token + self.num_shared_experts) * self.mlp_params(
-            self.moe_ffn_size
-        )
-        return active + self.router_params
+        routed = self.experts_per_token * self.mlp_params(self.moe_ffn_size)
+        return routed + self.shared_expert_params + self.router_params
+
+    @property
+    def linear_params_per_layer(self) -> int:
+        """Parameters of one linear-attention layer's token mixer (0 without)."""
+        return self.linear_attention.params(self.hidden_size) if self.linear_attention else 0
 
     @property
     def router_params(self) -> int:
@@ -222,10 +290,14 @@ class ModelSpec:
     @property
     def num_params(self) -> int:
         """Total parameters (all experts counted)."""
-        layer = self.attention_params_per_layer + self.norm_params_per_layer
+        mixers = (
+            self.num_attention_layers * self.attention_params_per_layer
+            + self.num_linear_layers * self.linear_params_per_layer
+        )
+        norms = self.num_layers * self.norm_params_per_layer
         dense = (self.num_layers - self.num_moe_layers) * self.dense_mlp_params_per_layer
         moe = self.num_moe_layers * self.moe_params_per_layer
-        return self.num_layers * layer + dense + moe + self.embedding_params
+        return mixers + norms + dense + moe + self.embedding_params
 
     @property
     def num_active_params(self) -> int:
@@ -252,19 +324,25 @@ class ModelSpec:
 
     @property
     def kv_bytes_per_token(self) -> float:
-        """KV-cache bytes one token occupies across all layers (windowed layers included: the
-        bytes per token while it is inside every window; see `kv_bytes_per_seq`)."""
-        return self.num_layers * self.kv_values_per_token_per_layer * self.kv_bytes_per_element
+        """KV-cache bytes one token occupies across the attention layers (windowed layers
+        included: the bytes per token while it is inside every window; linear layers keep no
+        KV; see `kv_bytes_per_seq`)."""
+        return (
+            self.num_attention_layers
+            * self.kv_values_per_token_per_layer
+            * self.kv_bytes_per_element
+        )
 
     def kv_bytes_per_seq(self, context_tokens: int) -> float:
-        """KV-cache bytes of one sequence holding `context_tokens`: full-attention layers keep
-        every token, sliding-window layers at most the window."""
+        """Cache bytes of one sequence holding `context_tokens`: full-attention layers keep
+        every token, sliding-window layers at most the window, linear layers their state."""
+        state = self.num_linear_layers * self.linear_state_bytes_per_layer
         if not self.window_layers:
-            return context_tokens * self.kv_bytes_per_token
+            return context_tokens * self.kv_bytes_per_token + state
         kept = self.num_full_attention_layers * context_tokens + self.num_window_layers * min(
             context_tokens, self.sliding_window_tokens
         )
-        return kept * self.kv_bytes_per_token_per_layer
+        return kept * self.kv_bytes_per_token_per_layer + state
 
     @property
     def linear_flops_per_token(self) -> float:
@@ -284,9 +362,17 @@ class ModelSpec:
 
     @property
     def attention_flops_per_token_per_context(self) -> float:
-        """Score and value FLOPs of one query token against one context token, all layers
-        (a context token outside a sliding window costs only the full-attention layers)."""
-        return self.num_layers * self.attention_flops_per_pair_per_layer
+        """Score and value FLOPs of one query token against one context token, all attention
+        layers (a context token outside a sliding window costs only the full-attention layers;
+        linear layers cost per token, `recurrent_flops_per_token`)."""
+        return self.num_attention_layers * self.attention_flops_per_pair_per_layer
+
+    @property
+    def recurrent_flops_per_token(self) -> float:
+        """State-update FLOPs of one token over all linear-attention layers (0 without)."""
+        if self.linear_attention is None:
+            return 0.0
+        return self.num_linear_layers * self.linear_attention.recurrent_flops_per_token
 
     def prefill_flops(self, prompt_tokens: int) -> float:
         """FLOPs of a prefill of `prompt_tokens` (causal attention: half the score matrix;
@@ -300,18 +386,18 @@ class ModelSpec:
                 prompt_tokens
             ) + self.num_window_layers * causal_pairs(prompt_tokens, self.sliding_window_tokens)
             attention = self.attention_flops_per_pair_per_layer * pairs
-        return self.linear_flops_per_token * prompt_tokens + attention
+        per_token = self.linear_flops_per_token + self.recurrent_flops_per_token
+        return per_token * prompt_tokens + attention
 
     def decode_flops(self, context_tokens: int) -> float:
         """FLOPs of generating one token with `context_tokens` already in the KV cache."""
+        per_token = self.linear_flops_per_token + self.recurrent_flops_per_token
         if not self.window_layers:
-            return self.linear_flops_per_token + self.attention_flops_per_token_per_context * (
-                context_tokens + 1
-            )
+            return per_token + self.attention_flops_per_token_per_context * (context_tokens + 1)
         keys = self.num_full_attention_layers * (context_tokens + 1) + self.num_window_layers * min(
             context_tokens + 1, self.sliding_window_tokens
         )
-        return self.linear_flops_per_token + self.attention_flops_per_pair_per_layer * keys
+        return per_token + self.attention_flops_per_pair_per_layer * keys
 
     def with_precision(self, weights: str | None = None, kv: str | None = None) -> ModelSpec:
         """The same architecture with other weight and/or KV-cache precisions."""

@@ -70,15 +70,17 @@ def kv_bytes_per_token_per_gpu(model: ModelSpec, tp: int, num_layers: int) -> fl
     return num_layers * per_layer * model.kv_bytes_per_element
 
 
-def _stage_attention_layers(model: ModelSpec, pp: int) -> tuple[int, int]:
-    """(full-attention, sliding-window) layers of a pipeline stage: the most of each any stage
-    holds (an upper bound on one stage's KV)."""
-    full = window = start = 0
+def _stage_attention_layers(model: ModelSpec, pp: int) -> tuple[int, int, int]:
+    """(full-attention, sliding-window, linear-attention) layers of a pipeline stage: the most
+    of each any stage holds (an upper bound on one stage's KV and state)."""
+    full = window = linear = start = 0
     for num in stage_layers(model.num_layers, pp):
         windowed = model.num_window_layers_in(start, start + num)
-        full, window = max(full, num - windowed), max(window, windowed)
+        recurrent = model.num_linear_layers_in(start, start + num)
+        full = max(full, num - windowed - recurrent)
+        window, linear = max(window, windowed), max(linear, recurrent)
         start += num
-    return full, window
+    return full, window, linear
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +89,10 @@ class MemoryPlan:
 
     With sliding-window layers and a known `max_seqs`, each of up to `max_seqs` sequences has
     its windows reserved (`window_bytes_per_seq`: a windowed layer keeps at most W tokens) and
-    `kv_bytes_per_token` counts only the full-attention layers; otherwise (`max_seqs` 0) every
-    layer is charged per token, which over-counts windowed layers beyond W tokens.
+    `kv_bytes_per_token` counts only the full-attention layers; otherwise every windowed layer
+    is charged per token, which over-counts windowed layers beyond W tokens. Linear-attention
+    layers are never charged per token: each of `max_seqs` sequences has their recurrent state
+    reserved (`state_bytes_per_seq`).
     """
 
     usable_bytes: float
@@ -98,11 +102,12 @@ class MemoryPlan:
     block_tokens: int
     window_bytes_per_seq: float = 0.0
     max_seqs: int = 0
+    state_bytes_per_seq: float = 0.0
 
     @property
     def kv_free_bytes(self) -> float:
-        """Bytes left for the per-token KV cache (after any reserved windows)."""
-        reserved = self.max_seqs * self.window_bytes_per_seq
+        """Bytes left for the per-token KV cache (after any reserved windows and states)."""
+        reserved = self.max_seqs * (self.window_bytes_per_seq + self.state_bytes_per_seq)
         return self.usable_bytes - self.weight_bytes - self.activation_bytes - reserved
 
     @property
@@ -127,7 +132,9 @@ def memory_plan(
 
     `max_seqs` (the most sequences holding KV at once), when given, lets a model with
     sliding-window layers reserve one window per sequence instead of charging those layers
-    per token; it changes nothing for a model without them.
+    per token; it changes nothing for a model without them. A model with linear-attention
+    layers reserves their state for `max_seqs` sequences, or for one when it is not given (the
+    least any request needs), and charges only its attention layers per token.
     """
     layers = max(stage_layers(model.num_layers, par.pp))
     layer_params = (model.num_params - model.embedding_params) / model.num_layers
@@ -143,10 +150,17 @@ def memory_plan(
         kv_bytes_per_token=kv_bytes_per_token_per_gpu(model, par.tp, layers),
         block_tokens=block_tokens,
     )
-    full, window = _stage_attention_layers(model, par.pp)
+    full, window, linear = _stage_attention_layers(model, par.pp)
+    per_layer = kv_bytes_per_token_per_gpu(model, par.tp, 1)
+    if linear:
+        plan = replace(
+            plan,
+            kv_bytes_per_token=(full + window) * per_layer,
+            state_bytes_per_seq=linear * model.linear_state_bytes_per_layer / par.tp,
+            max_seqs=1 if max_seqs is None else max_seqs,
+        )
     if max_seqs is None or not window or not full:  # all-windowed: charged per token
         return plan
-    per_layer = kv_bytes_per_token_per_gpu(model, par.tp, 1)
     return replace(
         plan,
         kv_bytes_per_token=full * per_layer,

@@ -52,6 +52,7 @@ CAP = 1.5  # log errors above this (4.5x off) count as this
 TTFT_WEIGHT = 0.5  # TTFT is noisier (queueing, front end) than TPOT
 SCALE_PRIOR = 0.05  # a scale of 0.5 or 2 costs as much as 2.4% more mean log error
 SCALES = ("compute_scale", "memory_scale", "attention_scale")
+GPU_SCALES = (*SCALES, "overhead_scale")  # a GPU family also scales its fixed kernel costs
 # What the shared level fits: the kernels, the per-iteration work and the front end. How the
 # benchmark's clients drift (desync) is each engine's own scheduling trait.
 SHARED_PARAMS = ("iteration_overhead_s", "seq_overhead_s", "request_overhead_s", *SCALES)
@@ -70,6 +71,7 @@ BOUNDS = {
     "compute_scale": (0.2, 1.3),
     "memory_scale": (0.3, 1.15),
     "attention_scale": (0.2, 1.7),
+    "overhead_scale": (0.2, 2.0),
     "desync": (0.0, 1.0),
 }
 ZERO_STEP = {
@@ -97,17 +99,18 @@ PRIORS = {
 
 @dataclass(frozen=True, slots=True)
 class GpuScales:
-    """Compute, memory and attention scales of one GPU family without operator tables, on its
-    silicon base's efficiencies (1, 1, 1: the base as it is)."""
+    """Compute, memory, attention and fixed-cost scales of one GPU family without operator
+    tables, on its silicon base's efficiencies (all 1: the base as it is)."""
 
     family: str  # the profile name the family's GPUs use (latency.profiles.profile_family)
     compute_scale: float = 1.0
     memory_scale: float = 1.0
     attention_scale: float = 1.0
+    overhead_scale: float = 1.0
     fitted_on: tuple[str, ...] = ()
 
-    def scales(self) -> tuple[float, float, float]:
-        return self.compute_scale, self.memory_scale, self.attention_scale
+    def scales(self) -> tuple[float, float, float, float]:
+        return self.compute_scale, self.memory_scale, self.attention_scale, self.overhead_scale
 
     def with_params(self, **params: float) -> GpuScales:
         return replace(self, **params)  # type: ignore[arg-type]
@@ -128,7 +131,9 @@ def gpu_efficiencies(gpus: Iterable[str], corrections: Corrections) -> dict[str,
     for gpu in sorted(set(gpus)):
         scales = corrections.get(profile_family(gpu))
         base = base_efficiency(gpu)
-        out[gpu] = scale_efficiency(base, scales.scales(), gpu) if scales else base
+        if scales:
+            base = scale_efficiency(base, scales.scales()[:3], gpu, scales.overhead_scale)
+        out[gpu] = base
     return out
 
 
@@ -153,9 +158,10 @@ def scale_penalty(
     profile: BackendProfile | GpuScales, center: BackendProfile | None = None
 ) -> float:
     """SCALE_PRIOR * sum of squared log distances of the scales from `center`'s (default 1)."""
+    names = GPU_SCALES if isinstance(profile, GpuScales) else SCALES
     return SCALE_PRIOR * sum(
         math.log(getattr(profile, name) / (getattr(center, name) if center else 1.0)) ** 2
-        for name in SCALES
+        for name in names
     )
 
 
@@ -350,7 +356,7 @@ def fit_gpu(
         for name, prior in priors.items()
     }
     best, best_loss = coordinate_search(
-        GpuScales(family), SCALES, lambda trial: gpu_loss(cases, trial, backends)
+        GpuScales(family), GPU_SCALES, lambda trial: gpu_loss(cases, trial, backends)
     )
     note = f"silicon rows on {family}{_without(exclude_model)}; {len(cases)} rows"
     return best.with_params(fitted_on=(f"{note}; loss {best_loss:.4f}",))  # type: ignore[arg-type]
@@ -403,7 +409,7 @@ class Fit:
         for key in sorted(self.scales):
             held_out = key or None
             gpus = {
-                family: {**dict(zip(SCALES, g.scales(), strict=True)), "fitted_on": g.fitted_on}
+                family: {**dict(zip(GPU_SCALES, g.scales(), strict=True)), "fitted_on": g.fitted_on}
                 for family, g in sorted(self.scales[key].items())
             }
             backends = {
