@@ -133,7 +133,7 @@ def test_leave_one_model_out_keeps_priors_when_data_is_scarce() -> None:
     assert len(results) == 7 and sum(r.supported for r in results) == 3
     assert fitted.backends and all("prior" in p.fitted_on[0] for p in fitted.backends.values())
     for scales in fitted.scales.values():  # the fixture's one B200 row: too few for the family
-        assert scales["b200"].scales() == (1.0, 1.0, 1.0, 1.0)
+        assert scales["b200"].scales() == (1.0, 1.0, 1.0)
         assert "silicon base as it is" in scales["b200"].fitted_on[0]
 
 
@@ -193,7 +193,7 @@ def test_gpu_scales_apply_to_their_family_only() -> None:
     from servesim.latency.profiles import load_profile, operator_efficiency, silicon_base
     from servesim.validate import fit
 
-    scales = {"b200": fit.GpuScales("b200", 0.8, 1.1, 1.2, 0.5)}
+    scales = {"b200": fit.GpuScales("b200", 0.8, 1.1, 1.2)}
     effs = fit.gpu_efficiencies(["b200", "gb300", "h100-sxm"], scales)
     default = silicon_base("b200")
     assert default == load_profile("h100-sxm").efficiency()  # Blackwell starts from the H100's
@@ -201,8 +201,6 @@ def test_gpu_scales_apply_to_their_family_only() -> None:
         assert effs[gpu].gemm_compute == pytest.approx(0.8 * default.gemm_compute)
         assert effs[gpu].moe_memory == pytest.approx(1.1 * default.moe_memory)
         assert effs[gpu].attention_memory == pytest.approx(1.2 * default.attention_memory)
-        assert effs[gpu].moe_overhead_s == pytest.approx(0.5 * default.moe_overhead_s)
-        assert effs[gpu].layer_overhead_s == pytest.approx(0.5 * default.layer_overhead_s)
         assert effs[gpu].moe_half_tokens == default.moe_half_tokens  # ramps are not scaled
         assert effs[gpu].iteration_overhead_s == default.iteration_overhead_s
     assert effs["h100-sxm"] == operator_efficiency("h100-sxm")  # operator-calibrated: untouched
@@ -230,6 +228,20 @@ def test_gpu_fit_never_increases_the_loss(monkeypatch: pytest.MonkeyPatch) -> No
     identity = fit.gpu_loss(cases, fit.GpuScales("b200"), fit.PRIORS)
     assert fit.gpu_loss(cases, fitted, fit.PRIORS) <= identity + 1e-12
     assert "silicon rows on b200" in fitted.fitted_on[0]
-    for name in fit.GPU_SCALES:
+    for name in fit.SCALES:
         lo, hi = fit.BOUNDS[name]
         assert lo <= getattr(fitted, name) <= hi
+
+
+def test_a_backend_with_rows_only_on_uncalibrated_gpus_takes_the_shared_numbers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from servesim.validate import fit
+
+    monkeypatch.setattr(fit, "MIN_FIT_ROWS", 1)
+    monkeypatch.setattr(fit, "MIN_FIT_MODELS", 1)
+    rows = read_silicon(FIXTURE)  # its one supported SGLang row is DeepSeek-V3 on B200
+    shared = fit.PRIORS["sglang"].with_params(memory_scale=0.9)
+    kept = fit.run_fit(fit.FitJob("sglang", None), rows, fit.PRIORS, shared, {})
+    assert kept.memory_scale == 0.9
+    assert "operator-calibrated" in kept.fitted_on[0]

@@ -38,18 +38,6 @@ MEMORY_FIELDS = (
     *(f"{kernel}_memory" for kernel in ELEMENTWISE_KERNELS),
 )
 ATTENTION_FIELDS = ("attention_compute", "attention_memory")
-# Fixed per-kernel and per-layer costs (seconds) an overhead scale multiplies; the per-iteration
-# and per-sequence ones belong to the backend, which replaces them.
-OVERHEAD_FIELDS = (
-    "gemm_overhead_s",
-    "gemm_fp8_overhead_s",
-    "moe_overhead_s",
-    "attention_overhead_s",
-    "decode_overhead_s",
-    "elementwise_overhead_s",
-    *(f"{kernel}_overhead_s" for kernel in ELEMENTWISE_KERNELS),
-    "layer_overhead_s",
-)
 FITTED_PARAMS = (
     "iteration_overhead_s",
     "seq_overhead_s",
@@ -152,12 +140,11 @@ class BackendProfile:
 
 
 def scale_efficiency(
-    eff: Efficiency, scales: tuple[float, float, float], owner: str = "scale", overhead: float = 1.0
+    eff: Efficiency, scales: tuple[float, float, float], owner: str = "scale"
 ) -> Efficiency:
     """`eff` with its compute, memory and attention efficiencies multiplied by `scales` (in that
-    order) and its fixed kernel costs by `overhead`; raises InputError naming `owner` when a
-    scaled fraction exceeds 2."""
-    scaled = {name: getattr(eff, name) * overhead for name in OVERHEAD_FIELDS}
+    order); raises InputError naming `owner` when a scaled fraction exceeds 2."""
+    scaled = {}
     for names, scale in zip((COMPUTE_FIELDS, MEMORY_FIELDS, ATTENTION_FIELDS), scales, strict=True):
         for name in names:
             value = getattr(eff, name) * scale

@@ -10,9 +10,8 @@ Blackwell parts, the B200's).
 Most efficiency profiles are fitted on per-operator tables (latency/fit.py). A GPU that has no
 such tables (the Blackwell parts) gets a "silicon" profile instead: the operator profile of the
 nearest calibrated part (`SILICON_BASE`: its kernel ramps, fixed costs and achieved fractions,
-taken as fractions of this GPU's own peaks) times four scales (GEMM/MoE compute, memory,
-attention, and the fixed per-kernel costs) fitted on this GPU's measured end-to-end serving rows
-(servesim.validate.fit). Fits
+taken as fractions of this GPU's own peaks) times three scales (GEMM/MoE compute, memory,
+attention) fitted on this GPU's measured end-to-end serving rows (servesim.validate.fit). Fits
 start from `operator_efficiency` and `silicon_base`, which never return a silicon profile, so a
 refit cannot see its own earlier result.
 """
@@ -189,12 +188,12 @@ def silicon_base(family: str) -> Efficiency:
 
 
 def silicon_profile(
-    family: str, scales: tuple[float, float, float, float], fitted_on: tuple[str, ...] = ()
+    family: str, scales: tuple[float, float, float], fitted_on: tuple[str, ...] = ()
 ) -> Profile:
     """The silicon profile of GPU family `family`: its `silicon_base` times (compute, memory,
-    attention, fixed-cost) `scales`, which the profile records with the base's name."""
-    eff = scale_efficiency(silicon_base(family), scales[:3], f"profile {family}", scales[3])
-    names = ("compute_scale", "memory_scale", "attention_scale", "overhead_scale")
+    attention) `scales`, which the profile records with the base's name."""
+    eff = scale_efficiency(silicon_base(family), scales, f"profile {family}")
+    names = ("compute_scale", "memory_scale", "attention_scale")
     return Profile(
         gpu=family,
         kind="efficiency",

@@ -23,7 +23,9 @@ with fewer than MIN_FIT_ROWS rows, or rows of fewer than MIN_FIT_MODELS models, 
 numbers as they are (with too few rows in all, the priors): fitted on one model's rows, a
 backend's numbers absorb that model's quirks (SGLang's rows are DeepSeek on Blackwell and
 Qwen3-32B on H100; either alone predicted the other badly). A GPU family follows the same
-two-model rule.
+two-model rule. So does a backend whose training rows are all on GPUs without operator tables:
+its numbers would carry their calibration gaps to the others (SGLang fitted on its Blackwell
+rows alone, with Qwen3-32B held out, put a 451 ms front end and a 16% TPOT error on H100).
 
 `leave_one_model_out` refits every level, for each catalog model M, on the rows of the other
 models and predicts M's rows with those profiles, so the errors say how servesim does on a model
@@ -52,7 +54,6 @@ CAP = 1.5  # log errors above this (4.5x off) count as this
 TTFT_WEIGHT = 0.5  # TTFT is noisier (queueing, front end) than TPOT
 SCALE_PRIOR = 0.05  # a scale of 0.5 or 2 costs as much as 2.4% more mean log error
 SCALES = ("compute_scale", "memory_scale", "attention_scale")
-GPU_SCALES = (*SCALES, "overhead_scale")  # a GPU family also scales its fixed kernel costs
 # What the shared level fits: the kernels, the per-iteration work and the front end. How the
 # benchmark's clients drift (desync) is each engine's own scheduling trait.
 SHARED_PARAMS = ("iteration_overhead_s", "seq_overhead_s", "request_overhead_s", *SCALES)
@@ -71,7 +72,6 @@ BOUNDS = {
     "compute_scale": (0.2, 1.3),
     "memory_scale": (0.3, 1.15),
     "attention_scale": (0.2, 1.7),
-    "overhead_scale": (0.2, 2.0),
     "desync": (0.0, 1.0),
 }
 ZERO_STEP = {
@@ -99,18 +99,17 @@ PRIORS = {
 
 @dataclass(frozen=True, slots=True)
 class GpuScales:
-    """Compute, memory, attention and fixed-cost scales of one GPU family without operator
-    tables, on its silicon base's efficiencies (all 1: the base as it is)."""
+    """Compute, memory and attention scales of one GPU family without operator tables, on its
+    silicon base's efficiencies (1, 1, 1: the base as it is)."""
 
     family: str  # the profile name the family's GPUs use (latency.profiles.profile_family)
     compute_scale: float = 1.0
     memory_scale: float = 1.0
     attention_scale: float = 1.0
-    overhead_scale: float = 1.0
     fitted_on: tuple[str, ...] = ()
 
-    def scales(self) -> tuple[float, float, float, float]:
-        return self.compute_scale, self.memory_scale, self.attention_scale, self.overhead_scale
+    def scales(self) -> tuple[float, float, float]:
+        return self.compute_scale, self.memory_scale, self.attention_scale
 
     def with_params(self, **params: float) -> GpuScales:
         return replace(self, **params)  # type: ignore[arg-type]
@@ -131,9 +130,7 @@ def gpu_efficiencies(gpus: Iterable[str], corrections: Corrections) -> dict[str,
     for gpu in sorted(set(gpus)):
         scales = corrections.get(profile_family(gpu))
         base = base_efficiency(gpu)
-        if scales:
-            base = scale_efficiency(base, scales.scales()[:3], gpu, scales.overhead_scale)
-        out[gpu] = base
+        out[gpu] = scale_efficiency(base, scales.scales(), gpu) if scales else base
     return out
 
 
@@ -158,10 +155,9 @@ def scale_penalty(
     profile: BackendProfile | GpuScales, center: BackendProfile | None = None
 ) -> float:
     """SCALE_PRIOR * sum of squared log distances of the scales from `center`'s (default 1)."""
-    names = GPU_SCALES if isinstance(profile, GpuScales) else SCALES
     return SCALE_PRIOR * sum(
         math.log(getattr(profile, name) / (getattr(center, name) if center else 1.0)) ** 2
-        for name in names
+        for name in SCALES
     )
 
 
@@ -356,7 +352,7 @@ def fit_gpu(
         for name, prior in priors.items()
     }
     best, best_loss = coordinate_search(
-        GpuScales(family), GPU_SCALES, lambda trial: gpu_loss(cases, trial, backends)
+        GpuScales(family), SCALES, lambda trial: gpu_loss(cases, trial, backends)
     )
     note = f"silicon rows on {family}{_without(exclude_model)}; {len(cases)} rows"
     return best.with_params(fitted_on=(f"{note}; loss {best_loss:.4f}",))  # type: ignore[arg-type]
@@ -376,14 +372,20 @@ def run_fit(
     effs: GpuEfficiencies,
 ) -> BackendProfile:
     """One backend's profile: fitted from (and centered on) the shared numbers, or the shared
-    numbers as they are when the backend has too few training rows (the prior without them)."""
+    numbers as they are (the prior without them) when the backend has too few training rows,
+    rows of one model, or none on an operator-calibrated GPU (fitted on those alone, its
+    numbers would mix that GPU's calibration into the engine's)."""
     cases = training_cases(rows, job.backend, job.exclude_model)
     prior = priors[job.backend]
     if shared is not None:
         prior = prior.with_params(**shared_params(shared))
+    why = ""
     if len(cases) < MIN_FIT_ROWS or _num_models(cases) < MIN_FIT_MODELS:
-        what = "shared numbers" if shared is not None else "prior"
         why = f"only {len(cases)} training rows of {_num_models(cases)} model(s)"
+    elif all(operator_efficiency(target.gpu) is None for _, target in cases):
+        why = "no training rows on an operator-calibrated GPU"
+    if why:
+        what = "shared numbers" if shared is not None else "prior"
         return prior.with_params(fitted_on=(f"{what} ({why})",))  # type: ignore[arg-type]
     what = f"silicon rows of {job.backend}" + _without(job.exclude_model)
     return fit_backend(cases, prior, effs, what, center=shared)
@@ -409,7 +411,7 @@ class Fit:
         for key in sorted(self.scales):
             held_out = key or None
             gpus = {
-                family: {**dict(zip(GPU_SCALES, g.scales(), strict=True)), "fitted_on": g.fitted_on}
+                family: {**dict(zip(SCALES, g.scales(), strict=True)), "fitted_on": g.fitted_on}
                 for family, g in sorted(self.scales[key].items())
             }
             backends = {
