@@ -45,7 +45,25 @@ def test_default_model_uses_the_shipped_profile() -> None:
     assert fitted.efficiency == load_profile("a100-80gb").efficiency()
     assert roof.efficiency == Efficiency()
     assert sibling.efficiency == fitted.efficiency
-    assert make_latency("llama-2-7b", "b200").efficiency == Efficiency()  # no profile: roofline
+    assert make_latency("llama-2-7b", "l40s").efficiency == Efficiency()  # no profile: roofline
+
+
+def test_blackwell_parts_use_the_shipped_silicon_profile() -> None:
+    from servesim.latency.profiles import SILICON_SOURCE, operator_efficiency, silicon_base
+
+    shipped = load_profile("b200")
+    assert shipped.source == SILICON_SOURCE and shipped.extra["base"] == "h100-sxm"
+    for gpu in ("b200", "b300", "gb200", "gb300"):
+        assert make_latency("llama-2-7b", gpu).efficiency == shipped.efficiency()
+        assert operator_efficiency(gpu) is None  # fits never start from a silicon profile
+    scales = shipped.extra["scales"]
+    base = silicon_base("b200")
+    assert shipped.efficiency().gemm_compute == pytest.approx(
+        scales["compute_scale"] * base.gemm_compute
+    )
+    assert shipped.efficiency().moe_memory == pytest.approx(
+        scales["memory_scale"] * base.moe_memory
+    )
 
 
 def test_unknown_profile_name_lists_shipped() -> None:
@@ -141,6 +159,9 @@ def test_shipped_per_source_profiles_belong_to_their_gpu() -> None:
     for name in names - {"distserve"}:
         profile = load_profile(name)
         assert name.startswith(profile.gpu)
+        if profile.source == "silicon":  # a default profile fitted on serving rows
+            assert name == profile.gpu
+            continue
         assert profile.source == name.removeprefix(profile.gpu).removeprefix("-")
     vidur = make_latency("llama-2-7b", "a100-80gb", profile="a100-80gb-vidur")
     default = make_latency("llama-2-7b", "a100-80gb")

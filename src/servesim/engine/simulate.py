@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numbers
 import os
+from collections.abc import Callable
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from servesim.engine.loop import Engine
 from servesim.engine.records import Counts, RecordBuffer, Records, SimResult, Timeline
 from servesim.engine.transport import DirectTransport, Transport
 from servesim.errors import InputError, require
+from servesim.specs.model import ModelSpec
 from servesim.workload.base import Workload
 from servesim.workload.synthetic import ClosedLoopWorkload
 
@@ -74,8 +76,7 @@ def simulate(
     if bind_records is not None:  # a transport that reads prefill times (layerwise KV)
         bind_records(rec)
     tl = Timeline() if timeline else None
-    kv_bytes = deployment.model.kv_bytes_per_seq  # sliding-window layers send at most a window
-    engine = Engine(instances, rec, transport, kv_bytes, mode, check, tl)
+    engine = Engine(instances, rec, transport, kv_transfer_bytes(deployment.model), mode, check, tl)
     if closed:
         driver = ClosedLoopDriver(engine, workload, int(seed))  # type: ignore[arg-type]
         driver.start()
@@ -112,3 +113,12 @@ def check_conservation(counts: Counts, records: Records) -> None:
         raise AssertionError(f"records disagree with counts: {finished} finished records, {counts}")
     if np.any(records.finish_s < records.arrival_s):
         raise AssertionError("a request finished before it arrived")
+
+
+def kv_transfer_bytes(model: ModelSpec) -> Callable[[int], float]:
+    """Bytes of one prompt's KV cache (what a disaggregated handoff moves): per token for most
+    models, `kv_bytes_per_seq` when sliding-window or linear-attention layers keep less."""
+    if model.window_layers or model.num_linear_layers:
+        return model.kv_bytes_per_seq
+    per_token = model.kv_bytes_per_token  # a property chain: once, not per request
+    return lambda num_tokens: num_tokens * per_token
