@@ -36,6 +36,8 @@ Examples:
   servesim validate silicon.csv --backend trtllm --max-requests 128 --workers 2
 
   servesim validate silicon.csv --holdout model --workers 2   # refit, leaving each model out
+
+  servesim validate silicon.csv --save-profiles fitted/ --workers 2   # fit and write profiles
 """
 
 Opt = typer.Option
