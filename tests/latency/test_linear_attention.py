@@ -23,6 +23,8 @@ from servesim.specs import get_model, make_cluster
 from servesim.specs.model import ModelSpec
 from servesim.specs.parallel import ParallelSpec
 
+from .factories import assert_breakdowns_add_up, assert_monotone
+
 CASES = [("b200", 4, 1), ("b300", 8, 1), ("h100-sxm", 4, 2)]
 QWEN = get_model("qwen3.5-397b-a17b")
 # The same model with all 60 layers full attention.
@@ -104,26 +106,13 @@ def test_hybrid_prefill_grows_slower_with_length_than_all_full(case: tuple[str, 
 def test_monotone_in_length_and_batch(
     case: tuple[str, int, int], length: int, count: int, extra: int
 ) -> None:
-    lat = PAIRS[case][0]
-
-    def prefill(n: int, ln: int) -> float:
-        return lat.prefill_s(n, n * ln, n * ln * ln)
-
-    assert prefill(count, length + extra) > prefill(count, length)
-    assert prefill(count + 1, length) > prefill(count, length)
-    assert lat.decode_s(count, count * (length + extra)) > lat.decode_s(count, count * length)
-    assert lat.decode_s(count + 1, (count + 1) * length) > lat.decode_s(count, count * length)
+    assert_monotone(PAIRS[case][0], count, length, extra)
 
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("length", [100, 8192])
 def test_breakdowns_add_up(case: tuple[str, int, int], length: int) -> None:
-    lat = PAIRS[case][0]
-    args = (4, 4 * length, 4 * length * length)
-    assert lat.prefill_breakdown(*args).total_s == pytest.approx(lat.prefill_s(*args))
-    assert lat.decode_breakdown(16, 16 * length).total_s == pytest.approx(
-        lat.decode_s(16, 16 * length)
-    )
+    assert_breakdowns_add_up(PAIRS[case][0], length)
 
 
 @given(cached=st.integers(0, 100_000), more=st.integers(1, 100_000))

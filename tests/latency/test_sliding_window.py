@@ -17,6 +17,8 @@ from servesim.specs import get_model, make_cluster
 from servesim.specs.model import ModelSpec, causal_pairs
 from servesim.specs.parallel import ParallelSpec
 
+from .factories import assert_breakdowns_add_up, assert_monotone
+
 WINDOW = 128
 CASES = [("h100-sxm", 2, 1, True), ("b200", 1, 1, False), ("h100-sxm", 2, 2, False)]
 
@@ -140,26 +142,13 @@ def test_decode_coeffs_exact_once_contexts_reach_the_window(
 def test_monotone_in_length_and_batch(
     case: tuple[str, int, int, bool], length: int, count: int, extra: int
 ) -> None:
-    lat = PAIRS[case][0]
-
-    def prefill(n: int, ln: int) -> float:
-        return lat.prefill_s(n, n * ln, n * ln * ln)
-
-    assert prefill(count, length + extra) > prefill(count, length)
-    assert prefill(count + 1, length) > prefill(count, length)
-    assert lat.decode_s(count, count * (length + extra)) > lat.decode_s(count, count * length)
-    assert lat.decode_s(count + 1, (count + 1) * length) > lat.decode_s(count, count * length)
+    assert_monotone(PAIRS[case][0], count, length, extra)
 
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("length", [50, WINDOW, 3000])
 def test_breakdowns_add_up(case: tuple[str, int, int, bool], length: int) -> None:
-    lat = PAIRS[case][0]
-    args = (4, 4 * length, 4 * length * length)
-    assert lat.prefill_breakdown(*args).total_s == pytest.approx(lat.prefill_s(*args))
-    assert lat.decode_breakdown(16, 16 * length).total_s == pytest.approx(
-        lat.decode_s(16, 16 * length)
-    )
+    assert_breakdowns_add_up(PAIRS[case][0], length)
 
 
 def test_full_attention_models_have_no_window_terms() -> None:
