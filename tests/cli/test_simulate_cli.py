@@ -115,3 +115,25 @@ def test_decode_kv_policy_flag(capsys: pytest.CaptureFixture[str]) -> None:
     out = run_json(capsys, "--mode", "disagg", "--decode-kv-policy", "reserve")
     assert out["requests"]["finished"] == 200
     assert run_app([*SMALL, "--decode-kv-policy", "sometimes"]) == 2
+
+
+def test_precision_flags_change_the_latency(capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["simulate", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--requests", "100"]
+    runs = {}
+    for flags in ((), ("--precision", "fp8"), ("--precision", "fp8", "--kv-precision", "bf16")):
+        assert run_app([*base, "--rate", "2", *flags, "--json"]) == 0
+        runs[flags] = json.loads(capsys.readouterr().out)["tpot_s"]["mean"]
+    bf16, fp8, fp8_bf16_kv = runs.values()
+    assert fp8 < bf16  # half the weight bytes per decode step
+    assert fp8 <= fp8_bf16_kv < bf16  # an fp8 cache reads half the KV bytes too
+    assert run_app([*base, "--rate", "2", "--precision", "fp5"]) == 2
+    assert "precision" in capsys.readouterr().err
+
+
+def test_search_reads_the_precision_flags() -> None:
+    from servesim.cli.search import SearchScenario, build_problem
+
+    problem = build_problem(SearchScenario(model="llama-3.1-8b", precision="fp4"))
+    assert (problem.model.dtype, problem.model.kv_bytes_per_element) == ("fp4", 1.0)
+    kv16 = build_problem(SearchScenario(model="llama-3.1-8b", precision="fp8", kv_precision="bf16"))
+    assert (kv16.model.dtype, kv16.model.kv_dtype) == ("fp8", "bf16")

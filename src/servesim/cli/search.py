@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from servesim.cli.app import app
-from servesim.cli.common import parse_floats, print_json
+from servesim.cli.common import build_model, parse_floats, print_json
 from servesim.errors import InputError
 from servesim.progress import progress_bar
 from servesim.scenario import read_scenario_file
@@ -39,7 +39,7 @@ from servesim.search import (
 )
 from servesim.search.export import candidate_dict, result_dict
 from servesim.search.files import write_search
-from servesim.specs import get_model, make_cluster
+from servesim.specs import make_cluster
 
 SHORT_MODES = {"colocated": "colo", "disaggregated": "disagg"}
 CHATBOT_SLOS_S = {"opt-13b": (0.25, 0.10), "opt-66b": (2.5, 0.15), "opt-175b": (4.0, 0.20)}
@@ -77,6 +77,8 @@ class SearchScenario(BaseModel):
     requests: int = Field(2000, ge=10)
     seed: int = Field(0, ge=0)
     max_instance_gpus: int | None = Field(None, ge=1)
+    precision: Literal["bf16", "fp16", "fp8", "fp4"] | None = None
+    kv_precision: Literal["bf16", "fp16", "fp8"] | None = None
 
     @field_validator("nic_gbps", mode="before")
     @classmethod
@@ -121,7 +123,7 @@ def default_slos(model_name: str, num_params: float) -> tuple[float, float]:
 
 
 def build_problem(s: SearchScenario, nic_gbps: float | None = None) -> SearchProblem:
-    model = get_model(s.model)
+    model = build_model(s.model, s.precision, s.kv_precision)
     ttft, tpot = default_slos(model.name, model.num_params)
     cluster = make_cluster(
         s.gpu,
@@ -188,6 +190,12 @@ def search_command(
     max_instance_gpus: int | None = typer.Option(
         None, help="Cap on GPUs per instance (default: a node or 4x the fewest that fit)."
     ),
+    precision: str | None = typer.Option(
+        None, help="Weight precision: bf16, fp16, fp8 or fp4 (NVFP4) (default: the model's)."
+    ),
+    kv_precision: str | None = typer.Option(
+        None, help="KV-cache precision: bf16, fp16 or fp8 (default: the weights', fp4: fp8)."
+    ),
     cache_dir: Path | None = typer.Option(
         None, help=f"Result cache (default: {DEFAULT_CACHE_DIR})."
     ),
@@ -221,6 +229,8 @@ def search_command(
         requests=requests,
         seed=seed,
         max_instance_gpus=max_instance_gpus,
+        precision=precision,
+        kv_precision=kv_precision,
     )
     cache = None if no_cache else str(cache_dir or DEFAULT_CACHE_DIR)
     executor = ExecutorSpec(workers, ray_address or "" if (ray or ray_address) else None, cache)

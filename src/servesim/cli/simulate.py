@@ -108,6 +108,14 @@ def simulate(
         None, help="L_m: prefill batch token cap (default: saturating length)."
     ),
     max_batch: int | None = Opt(None, help="Max running sequences per instance (default: 256)."),
+    precision: str | None = Opt(
+        None, help="Weight precision: bf16, fp16, fp8 or fp4 (NVFP4) (default: the model's)."
+    ),
+    kv_precision: str | None = Opt(
+        None,
+        help="KV-cache precision: bf16, fp16 or fp8 "
+        "(default: the backend's, else the weights'; fp4: fp8).",
+    ),
     profile: str | None = Opt(None, help="Latency profile name or JSON file."),
     backend: str | None = Opt(
         None, help="Serving-engine profile: vllm, sglang, trtllm (or a JSON file)."
