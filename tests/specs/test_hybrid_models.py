@@ -301,3 +301,14 @@ def test_linear_attention_spec_validates(changes: dict[str, Any], field: str) ->
     }
     with pytest.raises(InputError, match=field):
         LinearAttention(**{**base, **changes})
+
+
+def test_tp_must_divide_the_linear_attention_key_heads() -> None:
+    from servesim.specs import make_cluster
+    from servesim.specs.parallel import check_parallel
+
+    model = get_model(QWEN).with_precision("fp8")
+    cluster = make_cluster("b200", num_nodes=4)
+    check_parallel(model, ParallelSpec(8, 1), cluster)  # 16 key heads: TP 8 splits them
+    with pytest.raises(InputError, match="linear-attention key heads"):
+        check_parallel(model, ParallelSpec(32, 1), cluster)

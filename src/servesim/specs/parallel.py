@@ -193,8 +193,9 @@ def check_parallel(
     """Check every rule of a TP x PP instance of `model` on `cluster`; return its memory plan.
 
     Rules: EP (if > 1) divides TP and the routed experts of an MoE model; TP divides the
-    attention heads (KV heads replicate when TP exceeds them, so TP must be a multiple of the KV
-    heads then); TP fits inside one node; PP is at most the number of layers
+    attention heads and any linear-attention key heads (KV heads replicate when TP exceeds them,
+    so TP must be a multiple of the KV heads then); TP fits inside one node; PP is at most the
+    number of layers
     (stages uneven by at most one layer); the instance fits in the cluster; and each GPU holds its
     weight shard, activations and the KV cache of at least one maximal request.
     """
@@ -203,6 +204,13 @@ def check_parallel(
     if model.num_heads % tp:
         raise InputError(
             f"{role}.tp", tp, f"must divide the attention heads ({model.num_heads} in {model.name})"
+        )
+    linear = model.linear_attention
+    if linear is not None and linear.num_key_heads % tp:
+        raise InputError(
+            f"{role}.tp",
+            tp,
+            f"must divide the linear-attention key heads ({linear.num_key_heads} in {model.name})",
         )
     if not model.is_mla and tp > model.num_kv_heads and tp % model.num_kv_heads:
         raise InputError(
