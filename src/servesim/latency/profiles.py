@@ -139,9 +139,14 @@ def load_profile(name_or_path: str | Path) -> Profile:
     return profile_from_dict(data, f"profile {path.name}")
 
 
+def profile_family(gpu_name: str) -> str:
+    """The profile name `gpu_name` uses (its own, or its sibling's)."""
+    return SIBLING_PROFILE.get(gpu_name, gpu_name)
+
+
 def default_profile_name(gpu_name: str) -> str | None:
     """The shipped efficiency profile used for `gpu_name` by default, if any."""
-    name = SIBLING_PROFILE.get(gpu_name, gpu_name)
+    name = profile_family(gpu_name)
     return name if name in shipped_profile_names() else None
 
 
@@ -151,7 +156,7 @@ def resolve_profile(profile: str | None, gpu_name: str) -> Profile | None:
     if name is None:
         return None
     loaded = load_profile(name)
-    allowed = {gpu_name, SIBLING_PROFILE.get(gpu_name, gpu_name)}
+    allowed = {gpu_name, profile_family(gpu_name)}
     if loaded.gpu not in allowed:
         raise InputError(
             "profile", name, f"a profile of GPU {gpu_name} (this one was fitted on {loaded.gpu})"
@@ -164,11 +169,6 @@ def resolve_efficiency(profile: str | None, gpu_name: str) -> Efficiency | None:
     None when there is no profile (the roofline defaults apply)."""
     loaded = resolve_profile(profile, gpu_name)
     return None if loaded is None else loaded.efficiency()
-
-
-def profile_family(gpu_name: str) -> str:
-    """The profile name `gpu_name` uses (its own, or its sibling's)."""
-    return SIBLING_PROFILE.get(gpu_name, gpu_name)
 
 
 def operator_efficiency(gpu_name: str) -> Efficiency | None:

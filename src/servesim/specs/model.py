@@ -115,13 +115,7 @@ class ModelSpec:
                 list(self.linear_layers),
                 "non-empty exactly when linear_attention is set",
             )
-        ordered = sorted(set(self.linear_layers))
-        if list(self.linear_layers) != ordered or (ordered and ordered[-1] >= self.num_layers):
-            raise InputError(
-                "model.linear_layers",
-                list(self.linear_layers),
-                f"increasing distinct layer indices in [0, {self.num_layers})",
-            )
+        self._check_layer_indices("linear_layers", self.linear_layers)
         if set(self.linear_layers) & set(self.window_layers):
             raise InputError(
                 "model.linear_layers", list(self.linear_layers), "disjoint from window_layers"
@@ -142,11 +136,14 @@ class ModelSpec:
                 list(self.window_layers),
                 "non-empty exactly when sliding_window_tokens > 0",
             )
-        ordered = sorted(set(self.window_layers))
-        if list(self.window_layers) != ordered or (ordered and ordered[-1] >= self.num_layers):
+        self._check_layer_indices("window_layers", self.window_layers)
+
+    def _check_layer_indices(self, field: str, layers: tuple[int, ...]) -> None:
+        ordered = sorted(set(layers))
+        if list(layers) != ordered or (ordered and ordered[-1] >= self.num_layers):
             raise InputError(
-                "model.window_layers",
-                list(self.window_layers),
+                f"model.{field}",
+                list(layers),
                 f"increasing distinct layer indices in [0, {self.num_layers})",
             )
 
