@@ -19,8 +19,14 @@ H100 = get_gpu("h100-sxm")
 EFF = Efficiency(gemm_compute=0.8, gemm_half_tokens=0.0, gemm_tile_tokens=0.0)
 
 
-def _waves(m: float, n: float = 4096, k: float = 4096, tile_tokens: float = 0.0) -> float:
-    return float(gemm.wave_s(m, n, k, 108, 312e12 * 0.8, tile_tokens))
+def _waves(
+    m: float,
+    n: float = 4096,
+    k: float = 4096,
+    tile_tokens: float = 0.0,
+    tiles: tuple[tuple[int, int], ...] = gemm.TILES,
+) -> float:
+    return float(gemm.wave_s(m, n, k, 108, 312e12 * 0.8, tile_tokens, tiles))
 
 
 def test_wave_quantisation_makes_a_partial_wave_cost_a_whole_one() -> None:
@@ -35,12 +41,19 @@ def test_wave_quantisation_makes_a_partial_wave_cost_a_whole_one() -> None:
     )
 
 
-@given(j=st.integers(0, 200), a=st.floats(0.01, 1.0), b=st.floats(0.01, 1.0))
+@given(
+    j=st.integers(0, 800),
+    a=st.floats(0.01, 1.0),
+    b=st.floats(0.01, 1.0),
+    tiles=st.sampled_from([gemm.TILES, gemm.WEIGHT_ONLY_TILES]),
+)
 @settings(max_examples=100, deadline=None)
-def test_compute_time_constant_within_a_bucket(j: int, a: float, b: float) -> None:
+def test_compute_time_constant_within_a_bucket(
+    j: int, a: float, b: float, tiles: tuple[tuple[int, int], ...]
+) -> None:
     lo = gemm.BUCKET_TOKENS * j
     ma, mb = lo + a * gemm.BUCKET_TOKENS, lo + b * gemm.BUCKET_TOKENS
-    assert _waves(ma) == pytest.approx(_waves(mb), rel=1e-12)
+    assert _waves(ma, tiles=tiles) == pytest.approx(_waves(mb, tiles=tiles), rel=1e-12)
 
 
 @given(m=st.floats(1, 20000), extra=st.floats(0, 5000), n=st.sampled_from([1024, 5120, 28672]))
@@ -161,3 +174,35 @@ def test_fp4_runs_the_scaled_kernel_at_the_fp4_peak_where_the_gpu_has_fp4() -> N
     base_fp4, _ = gemm.gemm_memory_line(8192.0, 8192.0, b200, EFF, "fp4")
     base_fp8, _ = gemm.gemm_memory_line(8192.0, 8192.0, b200, EFF, "fp8")
     assert base_fp4 == pytest.approx(0.5625 * base_fp8)
+
+
+def test_weight_only_kernels_ramp_in_proportion_to_their_weight_bytes() -> None:
+    h100, b200, a100 = get_gpu("h100-sxm"), get_gpu("b200"), get_gpu("a100-80gb")
+    assert gemm.is_weight_only(h100, "fp4") and gemm.is_weight_only(a100, "fp8")
+    assert not gemm.is_weight_only(b200, "fp4") and not gemm.is_weight_only(h100, "fp8")
+    assert not gemm.is_weight_only(h100, "bf16")
+    assert gemm.ramp_tokens(160.0, h100, "fp4") == pytest.approx(160.0 * 0.5625 / 2)
+    assert gemm.ramp_tokens(160.0, a100, "fp8") == pytest.approx(80.0)
+    assert gemm.ramp_tokens(160.0, b200, "fp4") == 160.0
+
+
+@pytest.mark.parametrize("m", [1.0, 16.0, 32.0])
+def test_a_w4a16_decode_gemm_is_bound_by_its_weight_stream_on_hopper(m: float) -> None:
+    # gpt-oss-120b's expert up-projection at TP2 (k = 2880, n = 2880): with the bf16 kernel's
+    # 177-token ramp it would be compute-bound at twice its weight-read time
+    eff = load_profile("h100-sxm").efficiency()
+    n, k = 2880.0, 2880.0
+    compute = float(gemm.gemm_compute_s(m, n, k, H100, eff, "fp4"))
+    base, per_token = gemm.gemm_memory_line(n, k, H100, eff, "fp4")
+    assert compute < base + per_token * m
+    bf16_ramp = 2.0 * n * k * eff.gemm_half_tokens / gemm.compute_rate(H100, eff, "fp4")
+    assert bf16_ramp > 1.5 * base
+
+
+def test_weight_only_moe_ramps_less_than_the_bf16_moe() -> None:
+    eff = load_profile("h100-sxm").efficiency()
+    args = (32.0, 2880.0, 2880.0, 4, 128, H100, replace(eff, routing_skew=0.0))
+    bf16_compute, _ = ops.moe_split(*args, tp=2, precision="bf16")
+    fp4_compute, fp4_memory = ops.moe_split(*args, tp=2, precision="fp4")
+    assert fp4_compute < 0.5 * bf16_compute
+    assert fp4_compute < 1.2 * fp4_memory  # about as much ramp work as weight streaming

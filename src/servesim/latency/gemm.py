@@ -28,6 +28,14 @@ On a part without fp8 tensor cores an fp8 GEMM is the bf16 kernel reading one-by
 fp4 (NVFP4) GEMMs take the same scaled path at the fp4 peak where the part has fp4 tensor cores
 (Blackwell), with 0.5625-byte weights and the fp8 kernel's factors (no fp4 table is measured),
 and are the bf16 kernel reading those weights elsewhere.
+
+Such weight-only kernels (w8a16, w4a16: Marlin, Machete, Triton's mxfp4 matmul on Hopper) widen
+the weights in registers and are built to stay bound by the narrow weight stream at small
+batches, which a 2-byte kernel's ramp would forbid (fp4 weights and a 177-token ramp make a
+decode GEMM compute-bound at twice its weight-read time). Their ramp, GEMM and MoE alike, is the
+bf16 kernel's scaled by weight bytes / ACT_BYTES (`ramp_tokens`): the same ramp work per weight
+byte streamed; and their GEMMs may take 16- and 32-row tiles (`WEIGHT_ONLY_TILES`). No weight-only table is measured; this is an assumption, checked end to end on
+the gpt-oss Hopper rows (docs/validation.md).
 """
 
 from __future__ import annotations
@@ -45,8 +53,10 @@ from servesim.specs.model import BYTES_PER_ELEMENT
 
 ACT_BYTES = 2  # activations stay in bf16/fp16
 TILES = ((64, 64), (64, 128), (128, 64), (128, 128), (128, 256), (256, 128))
-BUCKET_TOKENS = 64  # every tile height divides it, so compute time is constant on each bucket
-NUM_BUCKETS = 256  # buckets up to 16384 tokens; beyond, compute time grows in proportion
+# Weight-only kernels also run 16- and 32-row tiles at small m (Marlin's 16-row blocks)
+WEIGHT_ONLY_TILES = ((16, 128), (16, 256), (32, 128), (32, 256), *TILES)
+BUCKET_TOKENS = 16  # every tile height is a multiple, so compute time is constant on each bucket
+NUM_BUCKETS = 1024  # buckets up to 16384 tokens; beyond, compute time grows in proportion
 SPLIT_K_MIN = 256  # inputs per split-K slice
 # fp8 scaled GEMM: (largest m, (tm, tn)) -- the tile grows with m; no split-K (vLLM sm90 configs)
 FP8_TILES = ((64, (64, 64)), (128, (64, 128)), (math.inf, (128, 128)))
@@ -62,6 +72,20 @@ def has_scaled_kernel(gpu: GpuSpec, precision: str) -> bool:
     return precision == "fp4" and gpu.fp4_tflops is not None
 
 
+def is_weight_only(gpu: GpuSpec, precision: str) -> bool:
+    """Whether a GEMM of `precision` weights runs a weight-only kernel: weights narrower than the
+    activations, widened to the bf16 tensor cores (no scaled kernel for them on this part)."""
+    return BYTES_PER_ELEMENT[precision] < ACT_BYTES and not has_scaled_kernel(gpu, precision)
+
+
+def ramp_tokens(tokens: float, gpu: GpuSpec, precision: str) -> float:
+    """A kernel ramp of `tokens` (measured on bf16 or scaled kernels) for `precision` weights:
+    scaled by weight bytes / ACT_BYTES for a weight-only kernel."""
+    if is_weight_only(gpu, precision):
+        return tokens * BYTES_PER_ELEMENT[precision] / ACT_BYTES
+    return tokens
+
+
 def compute_rate(gpu: GpuSpec, eff: Efficiency, precision: str = "bf16") -> float:
     """Achieved FLOP/s at large m: the precision's peak times its eff_max."""
     if has_scaled_kernel(gpu, precision):
@@ -69,15 +93,23 @@ def compute_rate(gpu: GpuSpec, eff: Efficiency, precision: str = "bf16") -> floa
     return gpu.peak_flops_per_s("bf16") * eff.gemm_compute
 
 
-def wave_s(m: Any, n: Any, k: Any, num_sms: int, rate: float, tile_tokens: float) -> Any:
-    """Seconds of the fastest tile shape's waves (no ramp, no overhead); floats or arrays."""
+def wave_s(
+    m: Any,
+    n: Any,
+    k: Any,
+    num_sms: int,
+    rate: float,
+    tile_tokens: float,
+    tiles: tuple[tuple[int, int], ...] = TILES,
+) -> Any:
+    """Seconds of the fastest of `tiles`' waves (no ramp, no overhead); floats or arrays."""
     m, n, k = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (m, n, k)))
     best = np.full(m.shape, np.inf)
     max_split = np.maximum(1.0, np.floor(k / SPLIT_K_MIN))
-    for tm, tn in TILES:
-        tiles = np.ceil(np.maximum(m, 1.0) / tm) * np.ceil(n / tn)
-        split = np.clip(np.floor(num_sms / tiles), 1.0, max_split)
-        waves = np.ceil(tiles * split / num_sms) / split
+    for tm, tn in tiles:
+        count = np.ceil(np.maximum(m, 1.0) / tm) * np.ceil(n / tn)
+        split = np.clip(np.floor(num_sms / count), 1.0, max_split)
+        waves = np.ceil(count * split / num_sms) / split
         tile_s = 2.0 * k * tm * tn * (1.0 + tile_tokens / tm + tile_tokens / tn) * num_sms / rate
         best = np.minimum(best, waves * tile_s)
     return best if best.ndim else float(best)
@@ -102,12 +134,14 @@ def gemm_compute_s(
     """Compute seconds of one GEMM (ramp included, overheads and fp8 quantisation excluded)."""
     rate = compute_rate(gpu, eff, precision)
     scaled = has_scaled_kernel(gpu, precision)
-    ramp = 2.0 * n * k * (eff.gemm_fp8_half_tokens if scaled else eff.gemm_half_tokens) / rate
+    half = eff.gemm_fp8_half_tokens if scaled else ramp_tokens(eff.gemm_half_tokens, gpu, precision)
+    ramp = 2.0 * n * k * half / rate
     if gpu.num_sms is None:
         return ramp + 2.0 * n * k * m / rate
     if scaled:
         return ramp + fp8_wave_s(m, n, k, gpu.num_sms, rate)
-    return ramp + wave_s(m, n, k, gpu.num_sms, rate, eff.gemm_tile_tokens)
+    tiles = WEIGHT_ONLY_TILES if is_weight_only(gpu, precision) else TILES
+    return ramp + wave_s(m, n, k, gpu.num_sms, rate, eff.gemm_tile_tokens, tiles)
 
 
 def gemm_memory_line(
@@ -140,7 +174,7 @@ def gemm_s(m: Any, n: Any, k: Any, gpu: GpuSpec, eff: Efficiency, precision: str
 class GemmStack:
     """Sum over GEMMs of max(compute, memory) as a function of the token count m.
 
-    `buckets[j]` covers m in (64j, 64(j+1)] and holds (compute_s, memory_base_s,
+    `buckets[j]` covers m in (16j, 16(j+1)] and holds (compute_s, memory_base_s,
     memory_s_per_token): the summed constant compute time of the GEMMs that are compute-bound
     at the bucket's lower end, and the summed memory line of the others (exact for them, and
     within 64 tokens of activation traffic for the first). fp8 activation quantisation is

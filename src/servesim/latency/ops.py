@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from servesim.latency.efficiency import ELEMENTWISE_KERNELS, Efficiency
-from servesim.latency.gemm import ACT_BYTES, GemmStack, gemm_s, gemm_stack
+from servesim.latency.gemm import ACT_BYTES, GemmStack, gemm_s, gemm_stack, ramp_tokens
 from servesim.specs.gpu import GpuSpec
 from servesim.specs.model import BYTES_PER_ELEMENT
 
@@ -204,14 +204,16 @@ def moe_split(
 
     Routing is balanced (`balanced` 1: every expert the same load, how benchmark tables are
     measured) or skewed by `eff.routing_skew` (how servesim serves); see `touched_experts`. Each
-    touched expert is streamed once and its GEMMs ramp like a GEMM's.
+    touched expert is streamed once and its GEMMs ramp like a GEMM's (a weight-only kernel's
+    ramp scaled by its weight bytes, latency/gemm.py).
     """
     touched, assignments = touched_experts(
         num_tokens, topk, num_experts, ep, balanced, eff.routing_skew
     )
     expert_params = 3.0 * hidden * inter / tp
     rate = _flops(gpu, precision) * eff.moe_compute
-    compute = 2.0 * expert_params * (assignments + touched * eff.moe_half_tokens) / rate
+    half = ramp_tokens(eff.moe_half_tokens, gpu, precision)
+    compute = 2.0 * expert_params * (assignments + touched * half) / rate
     moved = (
         touched * expert_params * _weight_bytes(precision) + assignments * 2 * hidden * ACT_BYTES
     )
