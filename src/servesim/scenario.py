@@ -45,7 +45,7 @@ class Scenario(BaseModel):
     nics_per_node: int | None = Field(None, ge=1)
     nvlink_gbps: float | None = Field(None, gt=0)
     oversubscription: float | None = Field(None, ge=1)
-    precision: Literal["bf16", "fp16", "fp8", "fp4"] | None = None
+    precision: Literal["bf16", "fp16", "fp8", "fp4", "int4"] | None = None
     kv_precision: Literal["bf16", "fp16", "fp8"] | None = None
     profile: str | None = None
     backend: str | None = None

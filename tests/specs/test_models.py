@@ -186,3 +186,14 @@ def test_fp4_weights_keep_an_fp8_kv_cache_and_fp4_kv_is_refused() -> None:
     assert fp4.with_precision(kv="bf16").kv_bytes_per_element == 2
     with pytest.raises(InputError, match="kv_dtype"):
         base.with_precision(kv="fp4")
+
+
+def test_int4_weights_are_w4a16_with_a_bf16_kv_cache() -> None:
+    base = get_model("kimi-k2.5")
+    int4 = base.with_precision("int4")
+    assert int4.bytes_per_param == 0.5625  # 4 bits plus one bf16 scale per group of 32
+    assert (
+        int4.kv_bytes_per_element == 2 and int4.with_precision(kv="fp8").kv_bytes_per_element == 1
+    )
+    with pytest.raises(InputError, match="kv_dtype"):
+        base.with_precision(kv="int4")

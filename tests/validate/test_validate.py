@@ -99,12 +99,12 @@ def test_unsupported_rows_are_listed_with_reasons(capsys: pytest.CaptureFixture[
     report = run_json(capsys, "--max-requests", "8")
     by_id = {r["id"]: r for r in report["rows"]}
     assert len(by_id) == 7 and report["num_supported"] == 3
-    assert "precision int4" in by_id["int4_row"]["reason"]
+    assert "precision int8" in by_id["int8_row"]["reason"]
     assert "not in the catalog" in by_id["unknown_model"]["reason"]
     assert "attention data parallelism" in by_id["adp_row"]["reason"]
     # a disaggregated row without its worker counts has no definite size to simulate
     assert "worker counts not recorded" in by_id["disagg_no_workers"]["reason"]
-    unsupported = ("int4_row", "unknown_model", "adp_row", "disagg_no_workers")
+    unsupported = ("int8_row", "unknown_model", "adp_row", "disagg_no_workers")
     for rid in unsupported:
         assert not by_id[rid]["supported"] and by_id[rid]["predicted_tpot_ms"] is None
     assert sum(u["num_rows"] for u in report["unsupported"]) == len(unsupported)
@@ -211,11 +211,12 @@ def test_shared_sample_reads_and_classifies() -> None:
     rows = read_silicon(SHARED)
     assert len(rows) == 4164
     supported = [r for r in rows if classify(r).supported]
-    # EP and NVFP4 rows included (MiniMax-M2.5: 295, gpt-oss-120b: 209, Kimi-K2.5: 81,
-    # Qwen3.5-397B-A17B: 237); attention DP, disaggregated rows without worker counts and the
-    # 235 copies of supported rows (exported twice; 69 of them Qwen3.5) are not
-    assert len(supported) == 2315
-    assert sum(classify(r).reason == DUPLICATE_REASON for r in rows) == 235
+    # EP, NVFP4 and INT4 rows included (MiniMax-M2.5: 295, gpt-oss-120b: 209, Kimi-K2.5: 116,
+    # 35 of them INT4; Qwen3.5-397B-A17B: 237); attention DP, disaggregated rows without worker
+    # counts and the 245 copies of supported rows (exported twice; 69 of them Qwen3.5, 10 INT4
+    # Kimi) are not
+    assert len(supported) == 2350
+    assert sum(classify(r).reason == DUPLICATE_REASON for r in rows) == 245
 
 
 def test_a_measurement_exported_twice_is_counted_once(tmp_path: Path) -> None:
@@ -233,9 +234,9 @@ def test_a_measurement_exported_twice_is_counted_once(tmp_path: Path) -> None:
 
 def test_nvfp4_rows_are_simulated_with_fp4_weights_and_fp8_kv(tmp_path: Path) -> None:
     lines = _fixture_lines()
-    int4 = next(line for line in lines if line.startswith("int4_row,"))
-    fp4 = int4.replace("int4_row,", "fp4_row,").replace(",int4,agg,", ",fp4,agg,")
-    fp4 = fp4.replace(",int4_wo,int4_wo,", ",nvfp4,nvfp4,")
+    int8 = next(line for line in lines if line.startswith("int8_row,"))
+    fp4 = int8.replace("int8_row,", "fp4_row,").replace(",int8,agg,", ",fp4,agg,")
+    fp4 = fp4.replace(",int8_sq,int8_sq,", ",nvfp4,nvfp4,")
     fp8 = fp4.replace("fp4_row,", "fp8_row,").replace(",fp4,agg,", ",fp8,agg,")
     fp8 = fp8.replace(",nvfp4,nvfp4,", ",fp8,fp8_block,")
     rows = {r.id: r for r in read_silicon(_write(tmp_path, [lines[0], fp4, fp8]))}
@@ -249,6 +250,31 @@ def test_nvfp4_rows_are_simulated_with_fp4_weights_and_fp8_kv(tmp_path: Path) ->
     tpot4 = predict_row(rows["fp4_row"], target, trtllm, max_requests=16).tpot_ms
     tpot8 = predict_row(rows["fp8_row"], fp8_target, trtllm, max_requests=16).tpot_ms
     assert tpot4 < tpot8
+
+
+def test_int4_rows_are_simulated_as_weight_only_with_a_bf16_kv_cache(tmp_path: Path) -> None:
+    lines = _fixture_lines()
+    int8 = next(line for line in lines if line.startswith("int8_row,"))
+    int4 = int8.replace("int8_row,", "int4_row,").replace(",int8,agg,", ",int4,agg,")
+    int4 = int4.replace(",int8_sq,int8_sq,", ",int4_wo,int4_wo,")
+    fp4 = int4.replace("int4_row,", "fp4_row,").replace(",int4,agg,", ",fp4,agg,")
+    fp4 = fp4.replace(",int4_wo,int4_wo,", ",nvfp4,nvfp4,")
+    rows = {r.id: r for r in read_silicon(_write(tmp_path, [lines[0], int4, fp4]))}
+    target = classify(rows["int4_row"]).target
+    fp4_target = classify(rows["fp4_row"]).target
+    assert target is not None and target.weight_precision == "int4" and fp4_target is not None
+    trtllm = BackendProfile("trtllm", fp8_kv_cache=True)
+    assert row_model(target, trtllm).kv_bytes_per_element == 2  # W4A16 keeps a bf16 cache
+    # the same weight bytes, but widened to the bf16 tensor cores instead of B200's fp4 ones:
+    # decode streams as much, the compute-bound prompt is slower
+    int4_model = build_row(rows["int4_row"], target, trtllm)[1]["colocated"]
+    fp4_model = build_row(rows["fp4_row"], fp4_target, trtllm)[1]["colocated"]
+    isl = rows["int4_row"].isl
+    prefill = int4_model.prefill_s(8, 8 * isl, 8 * isl**2) / fp4_model.prefill_s(
+        8, 8 * isl, 8 * isl**2
+    )
+    decode = int4_model.decode_s(8, 8 * isl) / fp4_model.decode_s(8, 8 * isl)
+    assert prefill > 1.15 and 0.8 < decode < 1.2
 
 
 def test_save_profiles_writes_backends_and_gpu_profiles(

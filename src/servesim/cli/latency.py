@@ -44,7 +44,7 @@ def latency(
     ),
     roofline: bool = typer.Option(False, "--roofline", help="Use the roofline from specs alone."),
     precision: str | None = typer.Option(
-        None, help="Weight precision: bf16, fp16, fp8 or fp4 (NVFP4)."
+        None, help="Weight precision: bf16, fp16, fp8, fp4 (NVFP4) or int4 (W4A16)."
     ),
     kv_precision: str | None = typer.Option(None, help="KV-cache precision: bf16, fp16 or fp8."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),

@@ -77,7 +77,7 @@ class SearchScenario(BaseModel):
     requests: int = Field(2000, ge=10)
     seed: int = Field(0, ge=0)
     max_instance_gpus: int | None = Field(None, ge=1)
-    precision: Literal["bf16", "fp16", "fp8", "fp4"] | None = None
+    precision: Literal["bf16", "fp16", "fp8", "fp4", "int4"] | None = None
     kv_precision: Literal["bf16", "fp16", "fp8"] | None = None
 
     @field_validator("nic_gbps", mode="before")
@@ -191,7 +191,9 @@ def search_command(
         None, help="Cap on GPUs per instance (default: a node or 4x the fewest that fit)."
     ),
     precision: str | None = typer.Option(
-        None, help="Weight precision: bf16, fp16, fp8 or fp4 (NVFP4) (default: the model's)."
+        None,
+        help="Weight precision: bf16, fp16, fp8, fp4 (NVFP4) or int4 (W4A16) "
+        "(default: the model's).",
     ),
     kv_precision: str | None = typer.Option(
         None, help="KV-cache precision: bf16, fp16 or fp8 (default: the weights', fp4: fp8)."

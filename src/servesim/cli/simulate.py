@@ -109,7 +109,9 @@ def simulate(
     ),
     max_batch: int | None = Opt(None, help="Max running sequences per instance (default: 256)."),
     precision: str | None = Opt(
-        None, help="Weight precision: bf16, fp16, fp8 or fp4 (NVFP4) (default: the model's)."
+        None,
+        help="Weight precision: bf16, fp16, fp8, fp4 (NVFP4) or int4 (W4A16) "
+        "(default: the model's).",
     ),
     kv_precision: str | None = Opt(
         None,

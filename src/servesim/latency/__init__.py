@@ -15,7 +15,7 @@ from servesim.latency.distserve import DistServeModel, build_distserve
 from servesim.latency.profiles import Profile, load_profile, resolve_efficiency, resolve_profile
 from servesim.latency.roofline import Efficiency, RooflineModel, build_roofline
 from servesim.specs.cluster import ClusterSpec
-from servesim.specs.model import ModelSpec
+from servesim.specs.model import QUANTIZED_DTYPES, ModelSpec
 from servesim.specs.parallel import ParallelSpec
 
 __all__ = [
@@ -46,12 +46,12 @@ def build_latency_model(
 
     `profile` names a shipped profile or a JSON file (default: the GPU's shipped profile);
     `roofline=True` ignores profiles and uses the datasheet roofline. `precision` is the GEMM
-    precision ('bf16', 'fp8' or 'fp4'); by default that of the model's weights. `backend` names a
-    serving-engine profile (latency/backends.py) whose fitted overheads and kernel efficiencies
-    are applied on top of the profile.
+    precision ('bf16', 'fp8', 'fp4' or 'int4'); by default that of the model's weights.
+    `backend` names a serving-engine profile (latency/backends.py) whose fitted overheads and
+    kernel efficiencies are applied on top of the profile.
     """
     if precision is None:
-        precision = model.dtype if model.dtype in ("fp8", "fp4") else "bf16"
+        precision = model.dtype if model.dtype in QUANTIZED_DTYPES else "bf16"
     loaded = None if roofline else resolve_profile(profile, cluster.gpu.name)
     if loaded is not None and loaded.kind == "distserve":
         if backend is not None:

@@ -27,15 +27,17 @@ memory-bound kernel of one block per token, then the scaled GEMM runs with a til
 On a part without fp8 tensor cores an fp8 GEMM is the bf16 kernel reading one-byte weights.
 fp4 (NVFP4) GEMMs take the same scaled path at the fp4 peak where the part has fp4 tensor cores
 (Blackwell), with 0.5625-byte weights and the fp8 kernel's factors (no fp4 table is measured),
-and are the bf16 kernel reading those weights elsewhere.
+and are the bf16 kernel reading those weights elsewhere; int4 (W4A16) GEMMs always are.
 
 Such weight-only kernels (w8a16, w4a16: Marlin, Machete, Triton's mxfp4 matmul on Hopper) widen
 the weights in registers and are built to stay bound by the narrow weight stream at small
 batches, which a 2-byte kernel's ramp would forbid (fp4 weights and a 177-token ramp make a
 decode GEMM compute-bound at twice its weight-read time). Their ramp, GEMM and MoE alike, is the
 bf16 kernel's scaled by weight bytes / ACT_BYTES (`ramp_tokens`): the same ramp work per weight
-byte streamed; and their GEMMs may take 16- and 32-row tiles (`WEIGHT_ONLY_TILES`). No weight-only table is measured; this is an assumption, checked end to end on
-the gpt-oss Hopper rows (docs/validation.md).
+byte streamed; and their GEMMs may take 16- and 32-row tiles (`WEIGHT_ONLY_TILES`). No
+weight-only table is measured: this is an assumption about production kernels, checked end to
+end on the gpt-oss Hopper and Kimi-K2.5 INT4 rows (docs/validation.md); simple kernels are far
+from it (benchmarks/weight_only_gemm.py).
 """
 
 from __future__ import annotations

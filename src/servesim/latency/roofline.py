@@ -30,7 +30,7 @@ from servesim.latency.base import Breakdown, prefill_attn_pairs
 from servesim.latency.ops import Efficiency, GemmStack
 from servesim.specs.cluster import ClusterSpec
 from servesim.specs.gpu import GpuSpec
-from servesim.specs.model import ModelSpec
+from servesim.specs.model import QUANTIZED_DTYPES, ModelSpec
 from servesim.specs.parallel import ParallelSpec, stage_layers
 
 __all__ = ["Efficiency", "RooflineModel", "build_roofline"]
@@ -352,7 +352,7 @@ def build_roofline(
     eff = efficiency or Efficiency()
     gpu = cluster.gpu
     tp, pp, layers = parallel.tp, parallel.pp, model.num_layers
-    prec = next((p for p in ("fp4", "fp8") if p in (precision, model.dtype)), "bf16")
+    prec = next((p for p in QUANTIZED_DTYPES if p in (precision, model.dtype)), "bf16")
     h = model.hidden_size
     elem_base, elem_per_token = _elementwise(model, tp, eff, gpu)
     spans_nodes = parallel.num_gpus > cluster.gpus_per_node

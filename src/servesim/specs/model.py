@@ -20,8 +20,20 @@ from servesim.errors import InputError
 from servesim.specs.linear_attention import LinearAttention
 
 # fp4 is NVFP4: 4-bit values plus one fp8 scale per block of 16 (the per-tensor scale is noise).
-BYTES_PER_ELEMENT: dict[str, float] = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "fp4": 0.5625}
-KV_DTYPES = ("fp32", "bf16", "fp16", "fp8")  # no fp4 KV cache
+# int4 is weight-only W4A16 (compressed-tensors pack-quantized, Kimi-K2's INT4 checkpoints): 4-bit
+# values plus one bf16 scale per group of 32, widened to bf16 for the tensor cores.
+BYTES_PER_ELEMENT: dict[str, float] = {
+    "fp32": 4,
+    "bf16": 2,
+    "fp16": 2,
+    "fp8": 1,
+    "fp4": 0.5625,
+    "int4": 0.5625,
+}
+QUANTIZED_DTYPES = ("fp4", "int4", "fp8")  # weight precisions whose GEMMs differ from bf16's
+KV_DTYPES = ("fp32", "bf16", "fp16", "fp8")  # no 4-bit KV cache
+# The KV cache of a checkpoint whose weights are 4-bit: NVFP4 ones ship an fp8 cache, W4A16 bf16.
+DEFAULT_KV_DTYPE = {"fp4": "fp8", "int4": "bf16"}
 # Model types whose attention output projection has a bias when `attention_bias` is set.
 _OUT_BIAS_TYPES = ("opt", "gpt_oss")
 
@@ -198,8 +210,8 @@ class ModelSpec:
 
     @property
     def kv_bytes_per_element(self) -> float:
-        """KV bytes per value: the KV dtype, else the weights' (fp4 weights keep an fp8 cache)."""
-        return BYTES_PER_ELEMENT[self.kv_dtype or ("fp8" if self.dtype == "fp4" else self.dtype)]
+        """KV bytes per value: the KV dtype, else the weights' (4-bit weights: DEFAULT_KV_DTYPE)."""
+        return BYTES_PER_ELEMENT[self.kv_dtype or DEFAULT_KV_DTYPE.get(self.dtype, self.dtype)]
 
     # ---- parameters (per layer, then whole model) ------------------------------------------
     @property

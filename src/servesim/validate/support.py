@@ -25,8 +25,15 @@ SYSTEMS = {
 }
 NVLINK_DOMAIN_GPUS = {"gb200": 72, "gb300": 72}
 DEFAULT_NODE_GPUS = 8
-WEIGHT_PRECISIONS = {"": "bf16", "bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "fp4": "fp4"}
-SUPPORTED_QUANT_MODES = ("", "bf16", "fp16", "fp8", "fp8_block", "nvfp4")
+WEIGHT_PRECISIONS = {
+    "": "bf16",
+    "bf16": "bf16",
+    "fp16": "fp16",
+    "fp8": "fp8",
+    "fp4": "fp4",
+    "int4": "int4",
+}
+SUPPORTED_QUANT_MODES = ("", "bf16", "fp16", "fp8", "fp8_block", "nvfp4", "int4_wo")
 DUPLICATE_REASON = "duplicate of an earlier row (same setup, TTFT and TPOT): counted once"
 
 
@@ -37,7 +44,7 @@ class Target:
     model: ModelSpec  # catalog architecture (precision applied later, per backend)
     model_name: str  # catalog short name (the leave-one-model-out key)
     gpu: str  # GPU catalog name
-    weight_precision: str  # bf16, fp16, fp8 or fp4
+    weight_precision: str  # bf16, fp16, fp8, fp4 or int4
     node_gpus: int  # GPUs sharing one NVLink domain
 
 
@@ -104,7 +111,7 @@ def classify(row: SiliconRow) -> Support:
         quant = row.precision or row.gemm_quant_mode or "?"
         return _unsupported(
             f"precision {quant} (gemm {row.gemm_quant_mode or '-'}, moe "
-            f"{row.moe_quant_mode or '-'}) not supported: bf16/fp16/fp8/nvfp4 only"
+            f"{row.moe_quant_mode or '-'}) not supported: bf16/fp16/fp8/nvfp4/int4 (W4A16) only"
         )
     if not all(side.workers_recorded for side in row.sides):
         return _unsupported(
