@@ -23,7 +23,7 @@ from servesim.validate.predict import (
     row_model,
 )
 from servesim.validate.silicon import read_silicon
-from servesim.validate.support import DUPLICATE_REASON, classify
+from servesim.validate.support import DUPLICATE_REASON, INT4_ON_BLACKWELL_REASON, classify
 
 DATA = Path(__file__).parent / "data"
 FIXTURE = DATA / "fixture.csv"
@@ -211,12 +211,13 @@ def test_shared_sample_reads_and_classifies() -> None:
     rows = read_silicon(SHARED)
     assert len(rows) == 4164
     supported = [r for r in rows if classify(r).supported]
-    # EP, NVFP4 and INT4 rows included (MiniMax-M2.5: 295, gpt-oss-120b: 209, Kimi-K2.5: 116,
-    # 35 of them INT4; Qwen3.5-397B-A17B: 237); attention DP, disaggregated rows without worker
-    # counts and the 245 copies of supported rows (exported twice; 69 of them Qwen3.5, 10 INT4
-    # Kimi) are not
-    assert len(supported) == 2350
-    assert sum(classify(r).reason == DUPLICATE_REASON for r in rows) == 245
+    # EP and NVFP4 rows included (MiniMax-M2.5: 295, gpt-oss-120b: 209, Kimi-K2.5: 81,
+    # Qwen3.5-397B-A17B: 237); attention DP, disaggregated rows without worker counts, Kimi's 45
+    # INT4 rows on B200 and the 235 copies of supported rows (exported twice; 69 of them Qwen3.5)
+    # are not
+    assert len(supported) == 2315
+    assert sum(classify(r).reason == DUPLICATE_REASON for r in rows) == 235
+    assert sum(classify(r).reason == INT4_ON_BLACKWELL_REASON for r in rows) == 45
 
 
 def test_a_measurement_exported_twice_is_counted_once(tmp_path: Path) -> None:
@@ -255,26 +256,27 @@ def test_nvfp4_rows_are_simulated_with_fp4_weights_and_fp8_kv(tmp_path: Path) ->
 def test_int4_rows_are_simulated_as_weight_only_with_a_bf16_kv_cache(tmp_path: Path) -> None:
     lines = _fixture_lines()
     int8 = next(line for line in lines if line.startswith("int8_row,"))
-    int4 = int8.replace("int8_row,", "int4_row,").replace(",int8,agg,", ",int4,agg,")
+    int4 = int8.replace("int8_row,", "int4_b200,").replace(",int8,agg,", ",int4,agg,")
     int4 = int4.replace(",int8_sq,int8_sq,", ",int4_wo,int4_wo,")
-    fp4 = int4.replace("int4_row,", "fp4_row,").replace(",int4,agg,", ",fp4,agg,")
-    fp4 = fp4.replace(",int4_wo,int4_wo,", ",nvfp4,nvfp4,")
-    rows = {r.id: r for r in read_silicon(_write(tmp_path, [lines[0], int4, fp4]))}
-    target = classify(rows["int4_row"]).target
-    fp4_target = classify(rows["fp4_row"]).target
-    assert target is not None and target.weight_precision == "int4" and fp4_target is not None
+    hopper = int4.replace("int4_b200,", "int4_h100,").replace(",b200_sxm,", ",h100_sxm,")
+    hopper = hopper.replace("deepseek-ai/DeepSeek-R1", "Qwen/Qwen3-235B-A22B-FP8")
+    fp8 = hopper.replace("int4_h100,", "fp8_h100,").replace(",int4,agg,", ",fp8,agg,")
+    fp8 = fp8.replace(",int4_wo,int4_wo,", ",fp8,fp8,")
+    rows = {r.id: r for r in read_silicon(_write(tmp_path, [lines[0], int4, hopper, fp8]))}
+    assert classify(rows["int4_b200"]).reason == INT4_ON_BLACKWELL_REASON
+    target, fp8_target = classify(rows["int4_h100"]).target, classify(rows["fp8_h100"]).target
+    assert target is not None and target.weight_precision == "int4" and fp8_target is not None
     trtllm = BackendProfile("trtllm", fp8_kv_cache=True)
     assert row_model(target, trtllm).kv_bytes_per_element == 2  # W4A16 keeps a bf16 cache
-    # the same weight bytes, but widened to the bf16 tensor cores instead of B200's fp4 ones:
-    # decode streams as much, the compute-bound prompt is slower
-    int4_model = build_row(rows["int4_row"], target, trtllm)[1]["colocated"]
-    fp4_model = build_row(rows["fp4_row"], fp4_target, trtllm)[1]["colocated"]
-    isl = rows["int4_row"].isl
-    prefill = int4_model.prefill_s(8, 8 * isl, 8 * isl**2) / fp4_model.prefill_s(
-        8, 8 * isl, 8 * isl**2
-    )
-    decode = int4_model.decode_s(8, 8 * isl) / fp4_model.decode_s(8, 8 * isl)
-    assert prefill > 1.15 and 0.8 < decode < 1.2
+    # fewer weight bytes than fp8, but widened to the bf16 tensor cores: decode is faster, the
+    # compute-bound prompt slower
+    int4_model = build_row(rows["int4_h100"], target, trtllm)[1]["colocated"]
+    fp8_model = build_row(rows["fp8_h100"], fp8_target, trtllm)[1]["colocated"]
+    isl = rows["int4_h100"].isl
+    assert int4_model.decode_s(8, 8 * isl) < 0.9 * fp8_model.decode_s(8, 8 * isl)
+    prompts = (64, 64 * isl, 64 * isl**2)
+    int4_compute = int4_model.prefill_breakdown(*prompts).compute_s
+    assert int4_compute > 1.3 * fp8_model.prefill_breakdown(*prompts).compute_s
 
 
 def test_save_profiles_writes_backends_and_gpu_profiles(
