@@ -6,8 +6,8 @@ Hopper) with the bf16 kernel's ramp scaled by weight bytes / 2 and 16- or 32-row
 
 - PyTorch's bf16 matmul (cuBLAS);
 - a plain Triton w4a16 GEMM written here (`_w4a16_kernel`: 4-bit weights with one bf16 scale per
-  group of 128 inputs, 0.5156 bytes per weight, widened in registers, 16-row tiles, split-K),
-  the kind of kernel vLLM runs for MXFP4 experts on Hopper (Triton);
+  group of 128 inputs, 0.5156 bytes per weight, widened in registers, 16-row tiles, split-K;
+  vLLM's MXFP4 experts on Hopper are Triton kernels too, but tuned far beyond this one);
 - PyTorch's int4 weight-only kernel (`torch._weight_int4pack_mm`, tinygemm: a matrix-vector
   kernel whose cost grows with m);
 

@@ -196,7 +196,8 @@ def search_command(
         "(default: the model's).",
     ),
     kv_precision: str | None = typer.Option(
-        None, help="KV-cache precision: bf16, fp16 or fp8 (default: the weights', fp4: fp8)."
+        None,
+        help="KV-cache precision: bf16, fp16 or fp8 (default: the weights'; fp4: fp8, int4: bf16).",
     ),
     cache_dir: Path | None = typer.Option(
         None, help=f"Result cache (default: {DEFAULT_CACHE_DIR})."

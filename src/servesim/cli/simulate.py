@@ -116,7 +116,7 @@ def simulate(
     kv_precision: str | None = Opt(
         None,
         help="KV-cache precision: bf16, fp16 or fp8 "
-        "(default: the backend's, else the weights'; fp4: fp8).",
+        "(default: the backend's, else the weights'; fp4: fp8, int4: bf16).",
     ),
     profile: str | None = Opt(None, help="Latency profile name or JSON file."),
     backend: str | None = Opt(

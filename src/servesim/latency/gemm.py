@@ -36,8 +36,8 @@ decode GEMM compute-bound at twice its weight-read time). Their ramp, GEMM and M
 bf16 kernel's scaled by weight bytes / ACT_BYTES (`ramp_tokens`): the same ramp work per weight
 byte streamed; and their GEMMs may take 16- and 32-row tiles (`WEIGHT_ONLY_TILES`). No
 weight-only table is measured: this is an assumption about production kernels, checked end to
-end on the gpt-oss Hopper and Kimi-K2.5 INT4 rows (docs/validation.md); simple kernels are far
-from it (benchmarks/weight_only_gemm.py).
+end on the gpt-oss rows on H100 (docs/validation.md; W4A16 on Blackwell runs other kernels, and
+its rows measure slower); simple kernels are far from it (benchmarks/weight_only_gemm.py).
 """
 
 from __future__ import annotations
