@@ -69,7 +69,9 @@ class BackendProfile:
         stream_overhead_s: seconds the front end adds to a request's TTFT per response stream
             open when it arrives (the concurrency of a closed-loop benchmark): the process that
             tokenizes a new prompt also detokenizes and streams every running request's tokens,
-            so a new request waits behind that work.
+            so a new request waits behind that work. `servesim validate` adds both front-end
+            costs to the simulated TTFT of a benchmark row; simulate and search report the
+            engine's TTFT without them.
         compute_scale: multiplies the GEMM (bf16 and fp8) and MoE compute efficiencies.
         memory_scale: multiplies the GEMM, MoE and element-wise memory efficiencies (every
             element-wise kernel kind).
