@@ -54,7 +54,6 @@ def prefill_first_backend(tmp_path: Path) -> Path:
             policy="vllm",
             iteration_overhead_s=1e-3,
             request_overhead_s=0.02,
-            stream_overhead_s=0.005,
             memory_scale=0.9,
         ),
         path,
@@ -74,8 +73,7 @@ def test_hand_computed_c1_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     backend = load_backend(backend_path)
     _, models = build_row(row, target, backend)
     lat = models["colocated"]
-    front_end_s = backend.request_overhead_s + backend.stream_overhead_s * 1  # one client
-    expected_ttft_ms = 1e3 * (lat.prefill_s(1, row.isl, row.isl**2) + front_end_s)
+    expected_ttft_ms = 1e3 * (lat.prefill_s(1, row.isl, row.isl**2) + backend.request_overhead_s)
     mean_ctx = row.isl + row.osl / 2
     expected_tpot_ms = 1e3 * lat.decode_s(1, int(mean_ctx))
     got = next(r for r in report["rows"] if r["id"] == "hand_c1")
@@ -83,18 +81,6 @@ def test_hand_computed_c1_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert got["predicted_ttft_ms"] == pytest.approx(expected_ttft_ms, rel=0.01)
     assert got["predicted_tpot_ms"] == pytest.approx(expected_tpot_ms, rel=0.01)
     assert got["measured_ttft_ms"] == 120.0 and got["measured_tpot_ms"] == 8.0
-
-
-def test_front_end_adds_its_cost_per_open_stream() -> None:
-    row = next(r for r in read_silicon(FIXTURE) if r.id == "ep_row")  # C = 8
-    target = classify(row).target
-    assert target is not None and row.concurrency == 8
-    quiet = BackendProfile("quiet", policy="vllm", request_overhead_s=0.01)
-    busy = quiet.with_params(stream_overhead_s=0.004)
-    base = predict_row(row, target, quiet, max_requests=16)
-    slow = predict_row(row, target, busy, max_requests=16)
-    assert slow.ttft_ms - base.ttft_ms == pytest.approx(1e3 * 0.004 * 8)
-    assert slow.tpot_ms == base.tpot_ms  # the front end does not slow the GPU iterations
 
 
 def test_chunked_c1_row_is_one_mixed_iteration() -> None:

@@ -38,12 +38,10 @@ MEMORY_FIELDS = (
     *(f"{kernel}_memory" for kernel in ELEMENTWISE_KERNELS),
 )
 ATTENTION_FIELDS = ("attention_compute", "attention_memory")
-OVERHEADS = ("iteration_overhead_s", "seq_overhead_s", "request_overhead_s", "stream_overhead_s")
 FITTED_PARAMS = (
     "iteration_overhead_s",
     "seq_overhead_s",
     "request_overhead_s",
-    "stream_overhead_s",
     "compute_scale",
     "memory_scale",
     "attention_scale",
@@ -65,13 +63,9 @@ class BackendProfile:
         seq_overhead_s: seconds per sequence per iteration (input preparation, sampling;
             replaces the latency profile's value).
         request_overhead_s: seconds the serving front end adds to every request's TTFT
-            (HTTP, tokenization, routing), outside the GPU iterations.
-        stream_overhead_s: seconds the front end adds to a request's TTFT per response stream
-            open when it arrives (the concurrency of a closed-loop benchmark): the process that
-            tokenizes a new prompt also detokenizes and streams every running request's tokens,
-            so a new request waits behind that work. `servesim validate` adds both front-end
-            costs to the simulated TTFT of a benchmark row; simulate and search report the
-            engine's TTFT without them.
+            (HTTP, tokenization, routing), outside the GPU iterations. `servesim validate`
+            adds it to the simulated TTFT of a benchmark row; simulate and search report the
+            engine's TTFT without it.
         compute_scale: multiplies the GEMM (bf16 and fp8) and MoE compute efficiencies.
         memory_scale: multiplies the GEMM, MoE and element-wise memory efficiencies (every
             element-wise kernel kind).
@@ -91,7 +85,6 @@ class BackendProfile:
     iteration_overhead_s: float = 2e-3
     seq_overhead_s: float = 10e-6
     request_overhead_s: float = 0.0
-    stream_overhead_s: float = 0.0
     compute_scale: float = 1.0
     memory_scale: float = 1.0
     attention_scale: float = 1.0
@@ -105,7 +98,7 @@ class BackendProfile:
         require(
             self.chunk_tokens >= 1, "backend.chunk_tokens", self.chunk_tokens, "an integer >= 1"
         )
-        for name in OVERHEADS:
+        for name in ("iteration_overhead_s", "seq_overhead_s", "request_overhead_s"):
             require(
                 getattr(self, name) >= 0, f"backend.{name}", getattr(self, name), "seconds >= 0"
             )

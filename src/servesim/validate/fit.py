@@ -56,13 +56,7 @@ SCALE_PRIOR = 0.05  # a scale of 0.5 or 2 costs as much as 2.4% more mean log er
 SCALES = ("compute_scale", "memory_scale", "attention_scale")
 # What the shared level fits: the kernels, the per-iteration work and the front end. How the
 # benchmark's clients drift (desync) is each engine's own scheduling trait.
-SHARED_PARAMS = (
-    "iteration_overhead_s",
-    "seq_overhead_s",
-    "request_overhead_s",
-    "stream_overhead_s",
-    *SCALES,
-)
+SHARED_PARAMS = ("iteration_overhead_s", "seq_overhead_s", "request_overhead_s", *SCALES)
 MAX_SHARED_ROWS = 120  # training rows of the shared and GPU fits (a fixed random subset if more)
 MIN_FIT_ROWS = 20
 MIN_FIT_MODELS = 2  # a backend's or GPU's own numbers need rows of two models
@@ -73,7 +67,6 @@ BOUNDS = {
     "iteration_overhead_s": (0.0, 0.05),
     "seq_overhead_s": (0.0, 1e-3),
     "request_overhead_s": (0.0, 1.0),
-    "stream_overhead_s": (0.0, 0.02),
     # Scales stay where the scaled efficiencies remain physical (<= ~1 of the datasheet peak for
     # the GPU profiles' GEMM ~0.75 and attention ~0.55 fractions, and the roofline's 0.7 / 0.5).
     "compute_scale": (0.2, 1.3),
@@ -85,7 +78,6 @@ ZERO_STEP = {
     "iteration_overhead_s": 1e-4,
     "seq_overhead_s": 1e-6,
     "request_overhead_s": 5e-3,
-    "stream_overhead_s": 1e-4,
     "desync": 0.05,
 }
 

@@ -12,8 +12,7 @@ sends `rounds` requests in all and the mean is taken over every request but the 
 waves forever, while a real server drifts out of step within a round or two (timing jitter,
 uneven batching); so after the burst the clients are spread evenly over one request cycle (the
 k-th request to finish in the first round waits k/C of an estimated cycle before its next
-request). TTFT is the mean plus the backend's front-end costs: `request_overhead_s`, and
-`stream_overhead_s` per open stream (the C clients' requests in flight).
+request). TTFT is the mean plus the backend's front-end `request_overhead_s`.
 """
 
 from __future__ import annotations
@@ -209,6 +208,5 @@ def predict_row(
     tpot = (rec.finish_s[done] - rec.first_token_s[done]) / decode_tokens
     if len(done) == 0:
         return Prediction(math.nan, math.nan, n, 0)
-    front_end_s = backend.request_overhead_s + backend.stream_overhead_s * row.concurrency
-    ttft_s = float(ttft.mean()) + front_end_s
+    ttft_s = float(ttft.mean()) + backend.request_overhead_s
     return Prediction(1e3 * ttft_s, 1e3 * float(tpot.mean()), n, len(done))
