@@ -134,16 +134,16 @@ def _triton_w4a16(torch: Any) -> Callable[..., Any]:
 
 
 def _configs(m: int, k: int) -> list[tuple[int, int, int, int]]:
-    """(BLOCK_M, BLOCK_N, BLOCK_K, SPLIT_K) tried; the fastest is kept."""
-    block_ms = [b for b in (16, 32, 64) if b >= min(m, 64)][:1] + ([64] if m > 64 else [])
-    out = []
-    for block_m in sorted(set(block_ms)):
-        for block_n in (64, 128):
-            for block_k in (64, 128):
-                for split_k in (1, 2, 4, 8):
-                    if k % (split_k * block_k) == 0 and (k // split_k) % GROUP == 0:
-                        out.append((block_m, block_n, block_k, split_k))
-    return out
+    """(BLOCK_M, BLOCK_N, BLOCK_K, SPLIT_K) tried; the fastest is kept. The tile height is the
+    smallest of 16, 32, 64 rows that holds m (64 beyond)."""
+    block_m = 16 if m <= 16 else 32 if m <= 32 else 64
+    return [
+        (block_m, block_n, block_k, split_k)
+        for block_n in (64, 128)
+        for block_k in (64, 128)
+        for split_k in (1, 2, 4, 8)
+        if k % (split_k * block_k) == 0 and (k // split_k) % GROUP == 0
+    ]
 
 
 def main() -> int:
