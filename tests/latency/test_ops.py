@@ -1,7 +1,9 @@
 """Operator primitives: the precomputed GEMM stack equals the sum of GEMMs; the fitter recovers
-known factors from synthetic tables; the roofline's ring all-reduce formula."""
+known factors from synthetic tables; all-reduces: ring traffic on the faster of two algorithms."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +14,11 @@ from servesim.latency import ops
 from servesim.latency.fit import fit_gpu
 from servesim.latency.ops import Efficiency
 from servesim.latency.predict import predict
+from servesim.latency.readers import read_aic_allreduce
+from servesim.latency.roofline import build_roofline
 from servesim.latency.tables import Table
-from servesim.specs import get_gpu
+from servesim.specs import get_gpu, get_model, make_cluster
+from servesim.specs.parallel import ParallelSpec
 
 GPU = get_gpu("a100-80gb")
 EFF = Efficiency(gemm_compute=0.75, gemm_half_tokens=90.0, gemm_memory=0.8, gemm_overhead_s=5e-6)
@@ -42,6 +47,59 @@ def test_ring_allreduce_formula() -> None:
     t = float(ops.allreduce_s(1e8, 4, 1e11, eff))
     assert t == pytest.approx(1e-5 + 2 * 3 / 4 * 1e8 / (0.5e11))
     assert float(ops.allreduce_s(1e8, 1, 1e11, eff)) == 0.0
+
+
+def test_allreduce_takes_the_faster_algorithm() -> None:
+    # Small kernel: 5 us + traffic at half the link; bulk ring: 60 us + traffic at 0.9 of it.
+    eff = Efficiency(
+        communication=0.5, collective_latency_s=5e-6, bulk_communication=0.9, bulk_latency_s=6e-5
+    )
+    link, ring = 1e11, 2 * 7 / 8
+    for num_bytes in (1e5, 1e6, 1e7, 1e8, 1e9):
+        small = 5e-6 + ring * num_bytes / (0.5 * link)
+        bulk = 6e-5 + ring * num_bytes / (0.9 * link)
+        assert float(ops.allreduce_s(num_bytes, 8, link, eff)) == pytest.approx(min(small, bulk))
+    # Crossover: small messages on the small kernel, large ones on the ring.
+    assert float(ops.allreduce_s(1e5, 8, link, eff)) < 6e-5
+    assert float(ops.allreduce_s(1e9, 8, link, eff)) == pytest.approx(6e-5 + ring * 1e9 / 0.9e11)
+    # Without a bulk algorithm (0, the default) the single formula holds.
+    assert Efficiency().allreduce_algorithms() == ((10e-6, 0.70),)
+
+
+def test_fit_recovers_both_allreduce_algorithms() -> None:
+    truth = Efficiency(
+        communication=0.55, collective_latency_s=5e-6, bulk_communication=0.85, bulk_latency_s=7e-5
+    )
+    sizes, tps = np.meshgrid(2.0 ** np.arange(10, 31), [2.0, 4.0, 8.0])
+    x = {
+        "num_bytes": sizes.ravel(),
+        "tp": tps.ravel(),
+        "link_bytes_per_s": np.full(sizes.size, 4.5e11),
+    }
+    labels = np.array(["s"] * sizes.size)
+    table = Table(
+        "synthetic/nccl_perf.csv", "allreduce", "a100-80gb", labels, x, np.ones(sizes.size)
+    )
+    table = Table(table.source, table.kind, table.gpu, labels, x, predict(table, truth))
+    fitted = fit_gpu([table], "a100-80gb").efficiency
+    assert fitted.communication == pytest.approx(truth.communication, rel=0.02)
+    assert fitted.collective_latency_s == pytest.approx(truth.collective_latency_s, rel=0.05)
+    assert fitted.bulk_communication == pytest.approx(truth.bulk_communication, rel=0.02)
+    assert fitted.bulk_latency_s == pytest.approx(truth.bulk_latency_s, rel=0.05)
+
+
+@pytest.mark.parametrize("tokens", [1, 64, 1024, 8192])
+def test_roofline_allreduces_are_two_per_layer_each_on_its_fastest_algorithm(tokens: int) -> None:
+    eff = Efficiency(
+        communication=0.5, collective_latency_s=5e-6, bulk_communication=0.9, bulk_latency_s=6e-5
+    )
+    model, cluster = get_model("llama-3.1-70b"), make_cluster("h100-sxm")
+    roofline = build_roofline(model, cluster, ParallelSpec(8, 1), eff)
+    one_call = ops.allreduce_s(
+        tokens * model.hidden_size * ops.ACT_BYTES, 8, cluster.intra_node_bytes_per_s, eff
+    )
+    breakdown = roofline.prefill_breakdown(1, tokens, tokens**2)
+    assert breakdown.communication_s == pytest.approx(2 * model.num_layers * float(one_call))
 
 
 def _synthetic_gemm_table(eff: Efficiency) -> Table:
@@ -151,3 +209,21 @@ def test_skewed_routing_at_skew_zero_is_uniform() -> None:
         assert ops.skewed_touched(tokens, 8, 256, 1e-9) == pytest.approx(uniform, rel=1e-6)
     # Zipf(1) over 128 experts: 16 tokens touch about 58 experts, not 82.
     assert ops.skewed_touched(16.0, 8, 128, 1.0) == pytest.approx(57.7, abs=0.5)
+
+
+def test_allreduce_reader_counts_bytes_by_dtype(tmp_path: Path) -> None:
+    # nccl-tests sizes are elements: an int8 message of N elements is N bytes, a half one 2N.
+    folder = tmp_path / "h100_sxm" / "comm" / "nccl" / "2.27.3"
+    folder.mkdir(parents=True)
+    header = (
+        "framework,version,device,op_name,kernel_source,nccl_dtype,num_gpus,message_size,latency"
+    )
+    rows = [
+        "TRTLLM,2,NVIDIA H100 80GB HBM3,all_reduce,NCCL,half,8,1048576,0.04",
+        "TRTLLM,2,NVIDIA H100 80GB HBM3,all_reduce,NCCL,int8,8,1048576,0.03",
+        "TRTLLM,2,NVIDIA H100 80GB HBM3,all_gather,NCCL,half,8,1048576,0.02",
+    ]
+    (folder / "nccl_perf.csv").write_text("\n".join([header, *rows]) + "\n")
+    (table,) = read_aic_allreduce(folder / "nccl_perf.csv", tmp_path, "h100-sxm")
+    assert table.x["num_bytes"].tolist() == [2 * 1048576.0, 1048576.0]
+    assert table.measured_s.tolist() == pytest.approx([40e-6, 30e-6])

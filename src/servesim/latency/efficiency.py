@@ -61,6 +61,11 @@ class Efficiency:
     embedding_overhead_s: float = 3e-6
     communication: float = 0.70  # all-reduce bus bandwidth / link bandwidth
     collective_latency_s: float = 10e-6
+    # The bulk all-reduce (NCCL's ring, for messages past the engine's custom kernel): a higher
+    # bandwidth fraction behind a larger fixed cost; an all-reduce takes the faster of the two.
+    # 0: no separate bulk algorithm (the defaults, and profiles fitted before it).
+    bulk_communication: float = 0.0
+    bulk_latency_s: float = 0.0
     send_efficiency: float = 0.70
     send_latency_s: float = 10e-6
     iteration_overhead_s: float = 2.0e-3
@@ -72,7 +77,8 @@ class Efficiency:
             value = getattr(self, f.name)
             if not np.isfinite(value) or value < 0:
                 raise InputError(f"efficiency.{f.name}", value, "a finite number >= 0")
-            if _is_fraction(f.name) and not 0 < value <= 2.0:
+            absent = value == 0 and f.name in _OPTIONAL
+            if _is_fraction(f.name) and not (0 < value <= 2.0 or absent):
                 raise InputError(f"efficiency.{f.name}", value, "a fraction of the peak in (0, 2]")
 
     def as_dict(self) -> dict[str, float]:
@@ -85,13 +91,25 @@ class Efficiency:
         unknown = sorted(set(values) - known)
         if unknown:
             raise InputError("profile.params", unknown[0], f"one of {', '.join(sorted(known))}")
-        return replace(cls(), **{k: float(v) for k, v in values.items()})
+        params = {k: float(v) for k, v in values.items()}
+        return replace(cls(), **params)
+
+    def allreduce_algorithms(self) -> tuple[tuple[float, float], ...]:
+        """(fixed seconds, bus-bandwidth fraction) of each all-reduce algorithm the engine has."""
+        small = (self.collective_latency_s, self.communication)
+        if not self.bulk_communication:
+            return (small,)
+        return small, (self.bulk_latency_s, self.bulk_communication)
 
     def kernel(self, name: str) -> tuple[float, float]:
         """(bandwidth fraction, overhead_s) of one element-wise kernel kind."""
         if name not in ELEMENTWISE_KERNELS:
             return self.elementwise_memory, self.elementwise_overhead_s
         return getattr(self, f"{name}_memory"), getattr(self, f"{name}_overhead_s")
+
+
+# Fractions that may be 0 (absent), and otherwise must be in (0, 2].
+_OPTIONAL = frozenset({"bulk_communication"})
 
 
 def _is_fraction(name: str) -> bool:

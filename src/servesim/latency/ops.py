@@ -325,9 +325,13 @@ def ring_factor(tp: Any) -> Any:
 
 
 def allreduce_s(num_bytes: Any, tp: Any, link_bytes_per_s: Any, eff: Efficiency) -> Any:
-    """Ring all-reduce of `num_bytes` over `tp` GPUs on a link of one-way `link_bytes_per_s`."""
-    bw = link_bytes_per_s * eff.communication
-    return np.where(tp > 1, eff.collective_latency_s + ring_factor(tp) * num_bytes / bw, 0.0)
+    """All-reduce of `num_bytes` over `tp` GPUs on a link of one-way `link_bytes_per_s`: ring
+    traffic at the faster of the small-message kernel and the bulk (NCCL ring) algorithm."""
+    ring = ring_factor(tp) * num_bytes / link_bytes_per_s
+    fastest = np.minimum.reduce(
+        [latency + ring / fraction for latency, fraction in eff.allreduce_algorithms()]
+    )
+    return np.where(tp > 1, fastest, 0.0)
 
 
 def send_s(num_bytes: Any, link_bytes_per_s: Any, eff: Efficiency) -> Any:

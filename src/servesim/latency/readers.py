@@ -143,19 +143,25 @@ def read_aic_moe(path: Path, root: Path, gpu: str) -> list[Table]:
     return tables
 
 
+# Bytes per element of the collectives' dtypes (the tables give message sizes in elements).
+_COMM_DTYPE_BYTES = {"half": 2.0, "bfloat16": 2.0, "float16": 2.0, "int8": 1.0, "float": 4.0}
+
+
 def read_aic_allreduce(path: Path, root: Path, gpu: str) -> list[Table]:
-    """NCCL all_reduce rows, or vLLM custom all-reduce (CUDA-graph rows fitted, eager rows not)."""
+    """NCCL all_reduce rows, or vLLM custom all-reduce (CUDA-graph rows fitted, eager rows not);
+    message sizes are in elements of the row's dtype."""
     link = make_cluster(gpu).intra_node_bytes_per_s
     groups: dict[str, Rows] = {}
     for r in read_csv(path):
-        if r["op_name"] != "all_reduce":
+        dtype = r.get("nccl_dtype") or r.get("allreduce_dtype") or ""
+        if r["op_name"] != "all_reduce" or dtype not in _COMM_DTYPE_BYTES:
             continue
         eager = r.get("backend", "") == "vllm_eager"
         groups.setdefault("eager" if eager else "", []).append(
             {
                 "label": r.get("backend") or "nccl",
                 "measured_s": float(r["latency"]) * MS,
-                "num_bytes": 2.0 * float(r["message_size"]),
+                "num_bytes": _COMM_DTYPE_BYTES[dtype] * float(r["message_size"]),
                 "tp": float(r["num_gpus"]),
                 "link_bytes_per_s": link,
             }

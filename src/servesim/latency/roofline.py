@@ -54,8 +54,7 @@ class _Terms:
     decode_base_s: float
     decode_s_per_seq: float
     decode_s_per_ctx: float  # full-attention layers
-    allreduce_base_s: float
-    allreduce_s_per_token: float
+    allreduce: tuple[tuple[float, float], ...]  # (base_s, s_per_token) per algorithm, all layers
     send_base_s: float  # one PP stage boundary
     send_s_per_token: float
     overhead_s: float  # per iteration (including per-layer overheads)
@@ -119,7 +118,10 @@ class RooflineModel:
         return self.terms.head(num_seqs)
 
     def _comm(self, num_tokens: float) -> float:
-        return self.terms.allreduce_base_s + self.terms.allreduce_s_per_token * num_tokens
+        """All-reduces of all layers; each call takes the fastest algorithm."""
+        return min(
+            (base + per_token * num_tokens for base, per_token in self.terms.allreduce), default=0.0
+        )
 
     def _send(self, num_tokens: float) -> float:
         return self.terms.send_base_s + self.terms.send_s_per_token * num_tokens
@@ -359,7 +361,10 @@ def build_roofline(
     send_bw = cluster.inter_node_bytes_per_s if spans_nodes else cluster.intra_node_bytes_per_s
     link_latency = cluster.inter_node_latency_s if spans_nodes else cluster.intra_node_latency_s
     per_token_bytes = h * ops.ACT_BYTES
-    ar_per_token = float(ops.allreduce_s(per_token_bytes, tp, cluster.intra_node_bytes_per_s, eff))
+    # Two all-reduces per layer (attention and MLP outputs), each the faster of two algorithms.
+    calls = 2 * layers
+    ring_per_token = calls * float(ops.ring_factor(tp)) * per_token_bytes
+    ring_per_token /= cluster.intra_node_bytes_per_s
     terms = _Terms(
         gpu=gpu,
         layers=ops.gemm_stack(_layer_gemms(model, tp), gpu, eff, prec),
@@ -376,10 +381,11 @@ def build_roofline(
             parallel.ep,
         ),
         **asdict(attention_terms(model, tp, gpu, eff)),
-        allreduce_base_s=2 * layers * eff.collective_latency_s if tp > 1 else 0.0,
-        allreduce_s_per_token=2 * layers * (ar_per_token - eff.collective_latency_s)
-        if tp > 1
-        else 0.0,
+        allreduce=tuple(
+            (calls * latency, ring_per_token / fraction)
+            for latency, fraction in eff.allreduce_algorithms()
+            if tp > 1
+        ),
         send_base_s=link_latency + eff.send_latency_s,
         send_s_per_token=per_token_bytes / (send_bw * eff.send_efficiency),
         overhead_s=eff.iteration_overhead_s + eff.layer_overhead_s * layers,
