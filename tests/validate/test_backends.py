@@ -137,6 +137,21 @@ def test_leave_one_model_out_keeps_priors_when_data_is_scarce() -> None:
         assert "silicon base as it is" in scales["b200"].fitted_on[0]
 
 
+def test_the_fit_seed_draws_the_training_subset_reproducibly() -> None:
+    from servesim.validate import fit
+
+    cases = list(range(100))
+
+    def drawn(seed: int) -> list[int]:
+        return fit._subset(cases, 10, seed)  # type: ignore[arg-type]
+
+    assert drawn(0) == drawn(0) and len(drawn(0)) == 10 and drawn(0) == sorted(drawn(0))
+    assert drawn(1) != drawn(0)
+    assert fit._subset(cases[:5], 10, 1) == cases[:5]  # fewer rows than a fit takes: all
+    _, fitted = fit.leave_one_model_out(read_silicon(FIXTURE), max_requests=8, seed=3)
+    assert {f["seed"] for f in fitted.summary()} == {3}
+
+
 def test_a_backend_with_rows_of_one_model_takes_the_shared_numbers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -302,3 +302,11 @@ def test_holdout_reports_one_fit_per_held_out_model(capsys: pytest.CaptureFixtur
     held_out = [f["held_out"] for f in report["fits"]]
     assert held_out == sorted({"deepseek-v3", "llama-3.1-70b", "llama-3.1-8b"})
     assert run_json(capsys)["fits"] is None  # shipped profiles: nothing fitted
+
+
+def test_fit_seed_is_recorded_and_needs_a_refit(capsys: pytest.CaptureFixture[str]) -> None:
+    report = run_json(capsys, "--holdout", "model", "--fit-seed", "2", "--max-requests", "8")
+    assert {f["seed"] for f in report["fits"]} == {2}
+    assert run_app(["validate", str(FIXTURE), "--fit-seed", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "fit-seed" in err and "only with --holdout or --save-profiles" in err

@@ -37,6 +37,8 @@ Examples:
 
   servesim validate silicon.csv --holdout model --workers 2   # refit, leaving each model out
 
+  servesim validate silicon.csv --holdout model --fit-seed 1   # other training rows drawn
+
   servesim validate silicon.csv --save-profiles fitted/ --workers 2   # fit and write profiles
 """
 
@@ -75,6 +77,12 @@ def validate(
         "write them into this folder laid out as servesim's latency/data "
         "(backends/<name>.json, <gpu>.json), and validate with them.",
     ),
+    fit_seed: int = Opt(
+        0,
+        min=0,
+        help="Seed of the random subsets of training rows the refits draw (--holdout, "
+        "--save-profiles); vary it to see how much the errors depend on the rows drawn.",
+    ),
     workers: int = Opt(1, min=1, help="Worker processes."),
     rows_shown: bool = Opt(True, "--rows/--no-rows", help="Print the per-row table."),
     as_json: bool = Opt(False, "--json", help="Print one JSON object."),
@@ -88,12 +96,18 @@ def validate(
         raise InputError(
             "backend", backend, "not with --holdout (the holdout fits each row's own backend)"
         )
+    if fit_seed and not (holdout or save_profiles):
+        raise InputError(
+            "fit-seed", fit_seed, "only with --holdout or --save-profiles (nothing is refitted)"
+        )
     fitted = None
     if save_profiles is not None:
         if backend or holdout:
             raise InputError("save-profiles", str(save_profiles), "not with --backend or --holdout")
-        fitted = _fit_and_save(rows, save_profiles, workers, quiet or as_json)
-    results, fitted = _run(rows, backend, holdout, max_requests, workers, quiet or as_json, fitted)
+        fitted = _fit_and_save(rows, save_profiles, workers, quiet or as_json, fit_seed)
+    results, fitted = _run(
+        rows, backend, holdout, max_requests, workers, quiet or as_json, fitted, fit_seed
+    )
     groups = group_stats(results, keys)
     if as_json:
         print_json(
@@ -103,7 +117,7 @@ def validate(
         print_report(results, groups, keys, rows_shown)
 
 
-def _fit_and_save(rows: list[Any], folder: Path, workers: int, quiet: bool) -> Fit:
+def _fit_and_save(rows: list[Any], folder: Path, workers: int, quiet: bool, seed: int) -> Fit:
     """Fit on every row; write backends/<name>.json and a silicon profile per fitted GPU family
     into `folder`."""
     from servesim.latency.backends import save_backend
@@ -113,7 +127,7 @@ def _fit_and_save(rows: list[Any], folder: Path, workers: int, quiet: bool) -> F
 
     (folder / "backends").mkdir(parents=True, exist_ok=True)
     with progress_bar(None, "fitting profiles", quiet) as advance:
-        fit = fit_on_all(rows, None, workers, advance)
+        fit = fit_on_all(rows, None, workers, advance, seed)
     for name, profile in fit.profiles().items():
         save_backend(profile, folder / "backends" / f"{name}.json")
     for family, gpu_scales in fit.scales[""].items():
@@ -130,6 +144,7 @@ def _run(
     workers: int,
     quiet: bool,
     fitted: Fit | None = None,
+    seed: int = 0,
 ) -> tuple[list[RowResult], Fit | None]:
     """Each row's result, and the fit that made the profiles (None for shipped ones)."""
     from servesim.progress import progress_bar
@@ -138,7 +153,7 @@ def _run(
         from servesim.validate.fit import leave_one_model_out
 
         with progress_bar(None, "fitting (leave one model out)", quiet) as advance:
-            return leave_one_model_out(rows, None, max_requests, workers, advance)
+            return leave_one_model_out(rows, None, max_requests, workers, advance, seed)
     profiles: dict[str, BackendProfile] = shipped_backends()
     effs = None
     if fitted is not None:

@@ -303,19 +303,19 @@ def _num_models(cases: Sequence[Case]) -> int:
 
 
 def fit_shared(
-    rows: Sequence[SiliconRow], priors: Settings, exclude_model: str | None
+    rows: Sequence[SiliconRow], priors: Settings, exclude_model: str | None, seed: int = 0
 ) -> BackendProfile | None:
     """The numbers every backend shares, fitted on all backends' training rows together, those
     of operator-calibrated GPUs when there are MIN_FIT_ROWS of them (None when there are fewer
     than MIN_FIT_ROWS rows in all)."""
-    cases = [c for backend in priors for c in training_cases(rows, backend, exclude_model)]
+    cases = [c for b in priors for c in training_cases(rows, b, exclude_model, seed)]
     calibrated = [c for c in cases if operator_efficiency(c[1].gpu) is not None]
     where = "silicon rows of every backend"
     if len(calibrated) >= MIN_FIT_ROWS:
         cases, where = calibrated, where + " on operator-calibrated GPUs"
     if len(cases) < MIN_FIT_ROWS:
         return None
-    cases = _subset(cases, MAX_SHARED_ROWS)
+    cases = _subset(cases, MAX_SHARED_ROWS, seed)
     effs = gpu_efficiencies({target.gpu for _, target in cases}, {})
     start = next(iter(priors.values())).with_params(name="shared")  # type: ignore[arg-type]
     return fit_backend(cases, start, effs, where + _without(exclude_model), settings=priors)
@@ -333,6 +333,7 @@ def fit_gpu(
     shared: BackendProfile | None,
     exclude_model: str | None,
     family: str,
+    seed: int = 0,
 ) -> GpuScales:
     """`family`'s scales, fitted on its training rows of every backend (each under its own
     backend's settings with the shared numbers); 1, 1, 1 when the rows are too few or of one
@@ -346,7 +347,7 @@ def fit_gpu(
         num = f"{len(cases)} training rows of {_num_models(cases)} model(s)"
         why = f"silicon base as it is (only {num})"
         return GpuScales(family, fitted_on=(why,))
-    cases = _subset(cases, MAX_SHARED_ROWS)
+    cases = _subset(cases, MAX_SHARED_ROWS, seed)
     backends = {
         name: prior.with_params(**shared_params(shared)) if shared else prior
         for name, prior in priors.items()
@@ -370,12 +371,13 @@ def run_fit(
     priors: Settings,
     shared: BackendProfile | None,
     effs: GpuEfficiencies,
+    seed: int = 0,
 ) -> BackendProfile:
     """One backend's profile: fitted from (and centered on) the shared numbers, or the shared
     numbers as they are (the prior without them) when the backend has too few training rows,
     rows of one model, or none on an operator-calibrated GPU (fitted on those alone, its
     numbers would mix that GPU's calibration into the engine's)."""
-    cases = training_cases(rows, job.backend, job.exclude_model)
+    cases = training_cases(rows, job.backend, job.exclude_model, seed)
     prior = priors[job.backend]
     if shared is not None:
         prior = prior.with_params(**shared_params(shared))
@@ -399,10 +401,15 @@ class Fit:
     backends: dict[FitJob, BackendProfile]
     scales: dict[str, Corrections]
     effs: dict[str, dict[str, Efficiency]]
+    seed: int = 0
 
     def profiles(self, held_out: str | None = None) -> dict[str, BackendProfile]:
         """Backend name -> profile fitted without `held_out`'s rows."""
         return {j.backend: p for j, p in self.backends.items() if j.exclude_model == held_out}
+
+    def job(self, backend: str, held_out: str | None = None) -> BackendProfile:
+        """The profile of `backend` fitted without `held_out`'s rows."""
+        return self.backends[FitJob(backend, held_out)]
 
     def summary(self) -> list[dict[str, Any]]:
         """Per fit (one per held-out model, or one on every row): the GPU families' scales and
@@ -418,7 +425,9 @@ class Fit:
                 name: {**p.params(), "fitted_on": p.fitted_on}
                 for name, p in sorted(self.profiles(held_out).items())
             }
-            out.append({"held_out": held_out, "gpu_scales": gpus, "backends": backends})
+            out.append(
+                {"held_out": held_out, "seed": self.seed, "gpu_scales": gpus, "backends": backends}
+            )
         return out
 
 
@@ -428,17 +437,18 @@ def fit_all(
     priors: Settings,
     workers: int = 1,
     advance: Callable[[float], None] | None = None,
+    seed: int = 0,
 ) -> Fit:
-    """Run fit jobs: per excluded model the shared fit first, then the GPU families', then the
-    backends'."""
+    """Run fit jobs, training subsets drawn with `seed`: per excluded model the shared fit
+    first, then the GPU families', then the backends'."""
     excluded = sorted({job.exclude_model or "" for job in jobs})
     shared_fits = ordered_map(
-        fit_shared, [(rows, priors, name or None) for name in excluded], workers, advance
+        fit_shared, [(rows, priors, name or None, seed) for name in excluded], workers, advance
     )
     shared = dict(zip(excluded, shared_fits, strict=True))
     families = uncalibrated_families(rows)
     keys = [(name, family) for name in excluded for family in families]
-    gpu_args = [(rows, priors, shared[name], name or None, family) for name, family in keys]
+    gpu_args = [(rows, priors, shared[name], name or None, family, seed) for name, family in keys]
     gpu_fits = ordered_map(fit_gpu, gpu_args, workers, advance)
     scales: dict[str, Corrections] = {name: {} for name in excluded}
     for (name, family), gpu_fit in zip(keys, gpu_fits, strict=True):
@@ -446,11 +456,11 @@ def fit_all(
     gpus = {target.gpu for _, target in supported_cases(rows, None)}
     effs = {name: gpu_efficiencies(gpus, scales[name]) for name in excluded}
     args = [
-        (job, rows, priors, shared[job.exclude_model or ""], effs[job.exclude_model or ""])
+        (job, rows, priors, shared[job.exclude_model or ""], effs[job.exclude_model or ""], seed)
         for job in jobs
     ]
     fitted = dict(zip(jobs, ordered_map(run_fit, args, workers, advance), strict=True))
-    return Fit(fitted, scales, effs)
+    return Fit(fitted, scales, effs, seed)
 
 
 def fit_on_all(
@@ -458,11 +468,13 @@ def fit_on_all(
     priors: Settings | None = None,
     workers: int = 1,
     advance: Callable[[float], None] | None = None,
+    seed: int = 0,
 ) -> Fit:
     """Each backend fitted on all its supported rows (what latency/data/backends/ ships), with
-    the GPU families' scales (latency/data/<family>.json): `Fit.profiles()`, `Fit.scales[""]`."""
+    the GPU families' scales (latency/data/<family>.json): `Fit.profiles()`, `Fit.scales[""]`.
+    `seed` draws the training subsets of backends with more rows than a fit takes."""
     start = priors or PRIORS
-    return fit_all([FitJob(b, None) for b in start], rows, start, workers, advance)
+    return fit_all([FitJob(b, None) for b in start], rows, start, workers, advance, seed)
 
 
 def leave_one_model_out(
@@ -471,15 +483,17 @@ def leave_one_model_out(
     max_requests: int | None = None,
     workers: int = 1,
     advance: Callable[[float], None] | None = None,
+    seed: int = 0,
 ) -> tuple[list[RowResult], Fit]:
-    """Each supported row predicted by profiles fitted without its model's rows."""
+    """Each supported row predicted by profiles fitted without its model's rows (training
+    subsets drawn with `seed`)."""
     priors = priors or PRIORS
     supports = [classify(r) for r in rows]
     pairs = sorted(
         {(r.backend, s.target.model_name) for r, s in zip(rows, supports, strict=True) if s.target}
     )
     jobs = [FitJob(b, m) for b, m in pairs if b in priors]
-    fit = fit_all(jobs, rows, priors, workers, advance)
+    fit = fit_all(jobs, rows, priors, workers, advance, seed)
     results = []
     for row, support in zip(rows, supports, strict=True):
         if support.target is None or row.backend not in priors:
@@ -490,6 +504,6 @@ def leave_one_model_out(
             )
             continue
         model = support.target.model_name
-        profile = fit.backends[FitJob(row.backend, model)]
+        profile = fit.job(row.backend, model)
         results.append(evaluate_row(row, profile, max_requests, support.target, fit.effs[model]))
     return results, fit
