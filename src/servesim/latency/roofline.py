@@ -54,7 +54,10 @@ class _Terms:
     decode_base_s: float
     decode_s_per_seq: float
     decode_s_per_ctx: float  # full-attention layers
-    allreduce: tuple[tuple[float, float], ...]  # (base_s, s_per_token) per algorithm, all layers
+    allreduce_base_s: float  # the small-message all-reduce algorithm, all layers
+    allreduce_s_per_token: float
+    bulk_allreduce_base_s: float  # the bulk algorithm (the small one's line when there is none)
+    bulk_allreduce_s_per_token: float
     send_base_s: float  # one PP stage boundary
     send_s_per_token: float
     overhead_s: float  # per iteration (including per-layer overheads)
@@ -118,10 +121,11 @@ class RooflineModel:
         return self.terms.head(num_seqs)
 
     def _comm(self, num_tokens: float) -> float:
-        """All-reduces of all layers; each call takes the fastest algorithm."""
-        return min(
-            (base + per_token * num_tokens for base, per_token in self.terms.allreduce), default=0.0
-        )
+        """All-reduces of all layers; each call takes the faster algorithm."""
+        t = self.terms
+        small = t.allreduce_base_s + t.allreduce_s_per_token * num_tokens
+        bulk = t.bulk_allreduce_base_s + t.bulk_allreduce_s_per_token * num_tokens
+        return small if small <= bulk else bulk
 
     def _send(self, num_tokens: float) -> float:
         return self.terms.send_base_s + self.terms.send_s_per_token * num_tokens
@@ -362,9 +366,15 @@ def build_roofline(
     link_latency = cluster.inter_node_latency_s if spans_nodes else cluster.intra_node_latency_s
     per_token_bytes = h * ops.ACT_BYTES
     # Two all-reduces per layer (attention and MLP outputs), each the faster of two algorithms.
-    calls = 2 * layers
+    calls = 2 * layers if tp > 1 else 0
     ring_per_token = calls * float(ops.ring_factor(tp)) * per_token_bytes
     ring_per_token /= cluster.intra_node_bytes_per_s
+    # (base, per token) of the small-message and the bulk algorithm (the same without a bulk one)
+    (small_base, small_slope), *rest = [
+        (calls * latency, ring_per_token / fraction)
+        for latency, fraction in eff.allreduce_algorithms()
+    ]
+    bulk_base, bulk_slope = rest[0] if rest else (small_base, small_slope)
     terms = _Terms(
         gpu=gpu,
         layers=ops.gemm_stack(_layer_gemms(model, tp), gpu, eff, prec),
@@ -381,11 +391,10 @@ def build_roofline(
             parallel.ep,
         ),
         **asdict(attention_terms(model, tp, gpu, eff)),
-        allreduce=tuple(
-            (calls * latency, ring_per_token / fraction)
-            for latency, fraction in eff.allreduce_algorithms()
-            if tp > 1
-        ),
+        allreduce_base_s=small_base,
+        allreduce_s_per_token=small_slope,
+        bulk_allreduce_base_s=bulk_base,
+        bulk_allreduce_s_per_token=bulk_slope,
         send_base_s=link_latency + eff.send_latency_s,
         send_s_per_token=per_token_bytes / (send_bw * eff.send_efficiency),
         overhead_s=eff.iteration_overhead_s + eff.layer_overhead_s * layers,
