@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from servesim.errors import InputError
 from servesim.latency import ops
 from servesim.latency.fit import fit_gpu
 from servesim.latency.ops import Efficiency
@@ -62,8 +63,11 @@ def test_allreduce_takes_the_faster_algorithm() -> None:
     # Crossover: small messages on the small kernel, large ones on the ring.
     assert float(ops.allreduce_s(1e5, 8, link, eff)) < 6e-5
     assert float(ops.allreduce_s(1e9, 8, link, eff)) == pytest.approx(6e-5 + ring * 1e9 / 0.9e11)
-    # Without a bulk algorithm (0, the default) the single formula holds.
+    # Without a bulk algorithm (0, the default; profiles written before it) one formula holds.
     assert Efficiency().allreduce_algorithms() == ((10e-6, 0.70),)
+    assert Efficiency.from_dict({"communication": 0.6}).allreduce_algorithms() == ((10e-6, 0.6),)
+    with pytest.raises(InputError, match="bulk_communication"):
+        Efficiency(bulk_communication=3.0)
 
 
 def test_fit_recovers_both_allreduce_algorithms() -> None:

@@ -91,8 +91,7 @@ class Efficiency:
         unknown = sorted(set(values) - known)
         if unknown:
             raise InputError("profile.params", unknown[0], f"one of {', '.join(sorted(known))}")
-        params = {k: float(v) for k, v in values.items()}
-        return replace(cls(), **params)
+        return replace(cls(), **{k: float(v) for k, v in values.items()})
 
     def allreduce_algorithms(self) -> tuple[tuple[float, float], ...]:
         """(fixed seconds, bus-bandwidth fraction) of each all-reduce algorithm the engine has."""

@@ -149,11 +149,11 @@ _COMM_DTYPE_BYTES = {"half": 2.0, "bfloat16": 2.0, "float16": 2.0, "int8": 1.0, 
 
 def read_aic_allreduce(path: Path, root: Path, gpu: str) -> list[Table]:
     """NCCL all_reduce rows, or vLLM custom all-reduce (CUDA-graph rows fitted, eager rows not);
-    message sizes are in elements of the row's dtype."""
+    message sizes are in elements of the row's dtype (rows of other dtypes are not read)."""
     link = make_cluster(gpu).intra_node_bytes_per_s
     groups: dict[str, Rows] = {}
     for r in read_csv(path):
-        dtype = r.get("nccl_dtype") or r.get("allreduce_dtype") or ""
+        dtype = r.get("nccl_dtype") or r.get("allreduce_dtype") or "half"  # no column: 16-bit
         if r["op_name"] != "all_reduce" or dtype not in _COMM_DTYPE_BYTES:
             continue
         eager = r.get("backend", "") == "vllm_eager"
