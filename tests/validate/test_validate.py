@@ -142,6 +142,20 @@ def _fixture_lines() -> list[str]:
     return FIXTURE.read_text().splitlines()
 
 
+def _requantized(lines: list[str], row_id: str, precision: str, gemm: str, moe: str) -> str:
+    """The fixture's int8 row as `row_id` with another precision and GEMM/MoE quant modes."""
+    header = lines[0].split(",")
+    cells = next(line for line in lines if line.startswith("int8_row,")).split(",")
+    for field, value in (
+        ("id", row_id),
+        ("precision", precision),
+        ("gemm_quant_mode", gemm),
+        ("moe_quant_mode", moe),
+    ):
+        cells[header.index(field)] = value
+    return ",".join(cells)
+
+
 def test_non_numeric_field_names_line_and_field(tmp_path: Path) -> None:
     lines = _fixture_lines()
     lines[2] = lines[2].replace(",2048,64,", ",2048,sixty-four,")
@@ -235,11 +249,8 @@ def test_a_measurement_exported_twice_is_counted_once(tmp_path: Path) -> None:
 
 def test_nvfp4_rows_are_simulated_with_fp4_weights_and_fp8_kv(tmp_path: Path) -> None:
     lines = _fixture_lines()
-    int8 = next(line for line in lines if line.startswith("int8_row,"))
-    fp4 = int8.replace("int8_row,", "fp4_row,").replace(",int8,agg,", ",fp4,agg,")
-    fp4 = fp4.replace(",int8_sq,int8_sq,", ",nvfp4,nvfp4,")
-    fp8 = fp4.replace("fp4_row,", "fp8_row,").replace(",fp4,agg,", ",fp8,agg,")
-    fp8 = fp8.replace(",nvfp4,nvfp4,", ",fp8,fp8_block,")
+    fp4 = _requantized(lines, "fp4_row", "fp4", "nvfp4", "nvfp4")
+    fp8 = _requantized(lines, "fp8_row", "fp8", "fp8", "fp8_block")
     rows = {r.id: r for r in read_silicon(_write(tmp_path, [lines[0], fp4, fp8]))}
     target = classify(rows["fp4_row"]).target
     assert target is not None and target.weight_precision == "fp4"
@@ -255,13 +266,14 @@ def test_nvfp4_rows_are_simulated_with_fp4_weights_and_fp8_kv(tmp_path: Path) ->
 
 def test_int4_rows_are_simulated_as_weight_only_with_a_bf16_kv_cache(tmp_path: Path) -> None:
     lines = _fixture_lines()
-    int8 = next(line for line in lines if line.startswith("int8_row,"))
-    int4 = int8.replace("int8_row,", "int4_b200,").replace(",int8,agg,", ",int4,agg,")
-    int4 = int4.replace(",int8_sq,int8_sq,", ",int4_wo,int4_wo,")
-    hopper = int4.replace("int4_b200,", "int4_h100,").replace(",b200_sxm,", ",h100_sxm,")
-    hopper = hopper.replace("deepseek-ai/DeepSeek-R1", "Qwen/Qwen3-235B-A22B-FP8")
-    fp8 = hopper.replace("int4_h100,", "fp8_h100,").replace(",int4,agg,", ",fp8,agg,")
-    fp8 = fp8.replace(",int4_wo,int4_wo,", ",fp8,fp8,")
+    int4 = _requantized(lines, "int4_b200", "int4", "int4_wo", "int4_wo")
+
+    def on_h100(line: str) -> str:
+        line = line.replace(",b200_sxm,", ",h100_sxm,")
+        return line.replace("deepseek-ai/DeepSeek-R1", "Qwen/Qwen3-235B-A22B-FP8")
+
+    hopper = on_h100(_requantized(lines, "int4_h100", "int4", "int4_wo", "int4_wo"))
+    fp8 = on_h100(_requantized(lines, "fp8_h100", "fp8", "fp8", "fp8"))
     rows = {r.id: r for r in read_silicon(_write(tmp_path, [lines[0], int4, hopper, fp8]))}
     assert classify(rows["int4_b200"]).reason == INT4_ON_BLACKWELL_REASON
     target, fp8_target = classify(rows["int4_h100"]).target, classify(rows["fp8_h100"]).target

@@ -370,11 +370,8 @@ def build_roofline(
     ring_per_token = calls * float(ops.ring_factor(tp)) * per_token_bytes
     ring_per_token /= cluster.intra_node_bytes_per_s
     # (base, per token) of the small-message and the bulk algorithm (the same without a bulk one)
-    (small_base, small_slope), *rest = [
-        (calls * latency, ring_per_token / fraction)
-        for latency, fraction in eff.allreduce_algorithms()
-    ]
-    bulk_base, bulk_slope = rest[0] if rest else (small_base, small_slope)
+    lines = [(calls * lat, ring_per_token / frac) for lat, frac in eff.allreduce_algorithms()]
+    (small_base, small_slope), (bulk_base, bulk_slope) = lines[0], lines[-1]
     terms = _Terms(
         gpu=gpu,
         layers=ops.gemm_stack(_layer_gemms(model, tp), gpu, eff, prec),
