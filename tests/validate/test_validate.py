@@ -23,7 +23,12 @@ from servesim.validate.predict import (
     row_model,
 )
 from servesim.validate.silicon import read_silicon
-from servesim.validate.support import DUPLICATE_REASON, INT4_ON_BLACKWELL_REASON, classify
+from servesim.validate.support import (
+    DUPLICATE_REASON,
+    INT4_ON_BLACKWELL_REASON,
+    RELABEL_REASON,
+    classify,
+)
 
 DATA = Path(__file__).parent / "data"
 FIXTURE = DATA / "fixture.csv"
@@ -98,17 +103,19 @@ def test_chunked_c1_row_is_one_mixed_iteration() -> None:
 def test_unsupported_rows_are_listed_with_reasons(capsys: pytest.CaptureFixture[str]) -> None:
     report = run_json(capsys, "--max-requests", "8")
     by_id = {r["id"]: r for r in report["rows"]}
-    assert len(by_id) == 7 and report["num_supported"] == 3
+    assert len(by_id) == 8 and report["num_supported"] == 4
     assert "precision int8" in by_id["int8_row"]["reason"]
     assert "not in the catalog" in by_id["unknown_model"]["reason"]
-    assert "attention data parallelism" in by_id["adp_row"]["reason"]
+    assert "attention data parallelism" in by_id["adp_dense"]["reason"]
+    assert "dense model" in by_id["adp_dense"]["reason"]
     # a disaggregated row without its worker counts has no definite size to simulate
     assert "worker counts not recorded" in by_id["disagg_no_workers"]["reason"]
-    unsupported = ("int8_row", "unknown_model", "adp_row", "disagg_no_workers")
+    unsupported = ("int8_row", "unknown_model", "adp_dense", "disagg_no_workers")
     for rid in unsupported:
         assert not by_id[rid]["supported"] and by_id[rid]["predicted_tpot_ms"] is None
     assert sum(u["num_rows"] for u in report["unsupported"]) == len(unsupported)
-    assert by_id["ep_row"]["supported"] and by_id["ep_row"]["predicted_tpot_ms"] > 0
+    for rid in ("ep_row", "adp_row"):  # expert parallelism; attention DP (with EP)
+        assert by_id[rid]["supported"] and by_id[rid]["predicted_tpot_ms"] > 0
     disagg = by_id["disagg_c4"]
     assert (
         disagg["supported"] and disagg["predicted_ttft_ms"] > 0 and disagg["predicted_tpot_ms"] > 0
@@ -119,11 +126,11 @@ def test_groups_have_median_and_p90(capsys: pytest.CaptureFixture[str]) -> None:
     report = run_json(capsys, "--max-requests", "8", "--group-by", "mode")
     modes = {g["mode"]: g for g in report["groups"]}
     assert set(modes) == {"agg", "disagg"}
-    assert modes["disagg"]["num_rows"] == 1 and modes["agg"]["num_rows"] == 2
+    assert modes["disagg"]["num_rows"] == 1 and modes["agg"]["num_rows"] == 3
     disagg = modes["disagg"]
     assert disagg["median_ape_tpot"] == pytest.approx(disagg["p90_ape_tpot"])
     agg = [r["ape_ttft"] for r in report["rows"] if r["supported"] and r["mode"] == "agg"]
-    assert modes["agg"]["median_ape_ttft"] == pytest.approx(sum(agg) / 2, abs=1e-3)
+    assert modes["agg"]["median_ape_ttft"] == pytest.approx(sorted(agg)[1], abs=1e-3)
 
 
 def test_workers_do_not_change_results(capsys: pytest.CaptureFixture[str]) -> None:
@@ -225,12 +232,14 @@ def test_shared_sample_reads_and_classifies() -> None:
     rows = read_silicon(SHARED)
     assert len(rows) == 4164
     supported = [r for r in rows if classify(r).supported]
-    # EP and NVFP4 rows included (MiniMax-M2.5: 295, gpt-oss-120b: 209, Kimi-K2.5: 81,
-    # Qwen3.5-397B-A17B: 237); attention DP, disaggregated rows without worker counts, Kimi's 45
-    # INT4 rows on B200 and the 235 copies of supported rows (exported twice; 69 of them Qwen3.5)
-    # are not
-    assert len(supported) == 2315
-    assert sum(classify(r).reason == DUPLICATE_REASON for r in rows) == 235
+    # EP, attention DP and NVFP4 rows included (MiniMax-M2.5: 295 without attention DP,
+    # gpt-oss-120b: 209, Kimi-K2.5: 81, Qwen3.5-397B-A17B: 237); disaggregated rows without
+    # worker counts, Kimi's 45 INT4 rows on B200, 2 with MoE TP x EP differing from TP x DP and
+    # the 260 copies of supported rows (exported twice; 69 of them Qwen3.5) and the 37 rows
+    # repeating a measurement under a larger parallelism label are not
+    assert len(supported) == 2584
+    assert sum(classify(r).reason == DUPLICATE_REASON for r in rows) == 260
+    assert sum(classify(r).reason == RELABEL_REASON for r in rows) == 37
     assert sum(classify(r).reason == INT4_ON_BLACKWELL_REASON for r in rows) == 45
 
 
@@ -245,6 +254,28 @@ def test_a_measurement_exported_twice_is_counted_once(tmp_path: Path) -> None:
     assert by_id["copy"].duplicate_of == "hand_c1" and by_id["remeasured"].duplicate_of is None
     assert classify(by_id["copy"]).reason == DUPLICATE_REASON
     assert classify(by_id["remeasured"]).supported and classify(by_id["hand_c1"]).supported
+
+
+def test_one_measurement_under_two_parallelism_labels_is_kept_on_the_fewest_gpus(
+    tmp_path: Path,
+) -> None:
+    # The shared sample exports some DP8 EP8 runs a second time as DP64 with MoE TP8 x EP8 and a
+    # batch of 1 per rank: the same clients, TTFT and TPOT. Listed first, it still gives way.
+    lines = _fixture_lines()
+    dp8 = next(line for line in lines if line.startswith("adp_row,"))
+    cells = dp8.split(",")
+    header = lines[0].split(",")
+    for field, value in (
+        ("id", "adp_x64"),
+        ("batch_size", "1"),
+        ("attention_dp_size", "64"),
+        ("moe_tp_size", "8"),
+    ):
+        cells[header.index(field)] = value
+    rows = {r.id: r for r in read_silicon(_write(tmp_path, [lines[0], ",".join(cells), dp8]))}
+    assert rows["adp_x64"].relabel_of == "adp_row" and rows["adp_row"].relabel_of is None
+    assert classify(rows["adp_x64"]).reason == RELABEL_REASON
+    assert classify(rows["adp_row"]).supported
 
 
 def test_nvfp4_rows_are_simulated_with_fp4_weights_and_fp8_kv(tmp_path: Path) -> None:
@@ -300,13 +331,13 @@ def test_save_profiles_writes_backends_and_gpu_profiles(
     report = run_json(capsys, "--save-profiles", str(tmp_path), "--max-requests", "8")
     for name in ("vllm", "sglang", "trtllm"):
         assert load_backend(tmp_path / "backends" / f"{name}.json").name == name
-    gpu = load_profile(tmp_path / "b200.json")  # the fixture's one B200 row: the base as it is
+    gpu = load_profile(tmp_path / "b200.json")  # two B200 rows of one model: the base as it is
     assert (gpu.gpu, gpu.source, gpu.extra["base"]) == ("b200", "silicon", "h100-sxm")
     assert gpu.efficiency() == load_profile("h100-sxm").efficiency()
     (fit,) = report["fits"]
     assert fit["held_out"] is None and set(fit["backends"]) == {"vllm", "sglang", "trtllm"}
     assert fit["gpu_scales"]["b200"]["compute_scale"] == 1.0
-    assert report["num_supported"] == 3
+    assert report["num_supported"] == 4
 
 
 def test_holdout_reports_one_fit_per_held_out_model(capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,6 +19,8 @@ Examples:
   servesim latency --model llama-3.1-70b --gpu h100-sxm --tp 4 --batch 2048x1 --json
 
   servesim latency --model ./my-model/config.json --gpu l40s --tp 2 --pp 2 --roofline
+
+  servesim latency --model deepseek-v3 --gpu b200 --precision fp8 --dp 8 --ep 8 --batch 2048x64
 """
 
 
@@ -32,6 +34,14 @@ def latency(
     gpu: str = typer.Option("a100-80gb", help="GPU catalog name."),
     tp: int = typer.Option(1, help="Tensor-parallel degree (intra-op)."),
     pp: int = typer.Option(1, help="Pipeline-parallel degree (inter-op)."),
+    ep: int = typer.Option(
+        1, help="Expert-parallel degree over the TP x DP GPUs of a stage (MoE models)."
+    ),
+    dp: int = typer.Option(
+        1,
+        help="Attention data-parallel ranks per stage (MoE models): each rank of TP GPUs runs "
+        "the attention for its own sequences; --batch COUNT is over all ranks.",
+    ),
     batch: str = typer.Option(
         "512x8",
         help="LENGTHxCOUNT: COUNT prompts of LENGTH tokens (prefill), "
@@ -51,9 +61,9 @@ def latency(
 ) -> None:
     spec = build_model(model, precision, kv_precision)
     cluster = build_cluster(
-        gpu, gpus_per_node=gpus_per_node, num_nodes=max(1, -(-tp * pp // gpus_per_node))
+        gpu, gpus_per_node=gpus_per_node, num_nodes=max(1, -(-tp * dp * pp // gpus_per_node))
     )
-    parallel = ParallelSpec(tp, pp)
+    parallel = ParallelSpec(tp, pp, ep, dp)
     length, count = parse_batch(batch)
     check_parallel(spec, parallel, cluster, max_request_tokens=length)
     lat = build_latency_model(
@@ -68,6 +78,8 @@ def latency(
                 "gpu": cluster.gpu.name,
                 "tp": tp,
                 "pp": pp,
+                "ep": ep,
+                "dp": dp,
                 "batch": {"length_tokens": length, "num_seqs": count},
                 "prefill_s": prefill.total_s,
                 "decode_s": decode.total_s,
@@ -76,7 +88,7 @@ def latency(
         )
         return
     table = Table(
-        title=f"{spec.name} on {tp}x{pp} {cluster.gpu.name}, batch {count} x {length} tokens"
+        title=f"{spec.name} on {parallel} {cluster.gpu.name}, batch {count} x {length} tokens"
     )
     for col in ("phase", "total ms", "compute ms", "memory ms", "comm ms", "overhead ms"):
         table.add_column(col, justify="right" if col != "phase" else "left")

@@ -28,11 +28,13 @@ class Instances:
     max_total_tokens: int  # input + output beyond this is rejected
 
 
-def kv_capacity_tokens(deployment: Deployment, group: InstanceGroup) -> int:
-    """KV tokens one instance of `group` holds (raises InputError if the weights do not fit)."""
+def kv_capacity_tokens(deployment: Deployment, group: InstanceGroup) -> tuple[int, int]:
+    """KV tokens one instance of `group` holds, and the most one request may hold (one
+    attention DP rank's; the same without attention DP). Raises InputError if the weights do
+    not fit."""
     role = group.role
     if group.kv_capacity_tokens is not None:
-        return group.kv_capacity_tokens
+        return group.kv_capacity_tokens, group.kv_capacity_tokens
     check_parallel(
         deployment.model, group.parallel, deployment.cluster, max_request_tokens=1, role=role
     )
@@ -44,7 +46,7 @@ def kv_capacity_tokens(deployment: Deployment, group: InstanceGroup) -> int:
         # a running batch holds at most max_batch_seqs windows; prefill KV is charged per token
         max_seqs=group.max_batch_seqs if role != "prefill" else None,
     )
-    return plan.kv_capacity_tokens
+    return plan.instance_kv_tokens, plan.kv_capacity_tokens
 
 
 def _latency(deployment: Deployment, group: InstanceGroup, given: dict | None) -> LatencyModel:
@@ -73,7 +75,7 @@ def build_instances(
     out = Instances([], [], [], [], 1 << 62, deployment.model.max_context_tokens)
     for group in deployment.groups:
         lat = _latency(deployment, group, latency_models)
-        cap = kv_capacity_tokens(deployment, group)
+        cap, request_cap = kv_capacity_tokens(deployment, group)
         lm = group.max_prefill_tokens or 0
         if not lm and group.role != "decode":
             lm = saturating_prefill_tokens(lat, min(deployment.model.max_context_tokens, 16384))
@@ -83,7 +85,7 @@ def build_instances(
             if group.role == "prefill":
                 inst = PrefillInstance(index, lat, cap, lm, rec)
                 out.prefill.append(inst)
-                out.max_input_tokens = min(out.max_input_tokens, cap)
+                out.max_input_tokens = min(out.max_input_tokens, request_cap)
             elif group.role == "decode":
                 inst = DecodeInstance(
                     index,
@@ -97,7 +99,7 @@ def build_instances(
                     kv_local=deployment.mode == "decode_only",
                 )
                 out.decode.append(inst)
-                out.max_total_tokens = min(out.max_total_tokens, cap + 1)
+                out.max_total_tokens = min(out.max_total_tokens, request_cap + 1)
             else:
                 budget = group.chunk_tokens if group.policy == "chunked" else lm
                 chunked = group.policy == "chunked"
@@ -105,6 +107,6 @@ def build_instances(
                     index, lat, cap, group.max_batch_seqs, budget, chunked, rec, fast
                 )
                 out.colocated.append(inst)
-                out.max_total_tokens = min(out.max_total_tokens, cap)
+                out.max_total_tokens = min(out.max_total_tokens, request_cap)
             out.all.append(inst)
     return out

@@ -56,6 +56,10 @@ def build_latency_model(
     if loaded is not None and loaded.kind == "distserve":
         if backend is not None:
             raise InputError("backend", backend, "not combinable with a DistServe-form profile")
+        if parallel.ep > 1 or parallel.dp > 1:
+            raise InputError(
+                "parallel", str(parallel), "no EP or attention DP with a DistServe-form profile"
+            )
         return build_distserve(model, parallel, loaded)
     efficiency = loaded.efficiency() if loaded is not None else None
     if backend is not None:

@@ -5,14 +5,25 @@ experts the batch touches), its element-wise kernels, one attention call and, wi
 ring all-reduces; with expert parallelism (EP ranks within the TP group) a GPU runs its E/EP
 experts, each sharded over TP/EP ranks, on the tokens routed to them (uniform routing). The
 attention's TP all-reduce has left every rank with every token, so no dispatch is needed, and the
-MLP all-reduce is the combine: EP moves the same bytes as TP and adds no all-to-all (that would
-come with attention data parallelism, which is not modelled). Pipeline stages send activations;
-the LM head and embedding run once; a fixed overhead per iteration, per layer and per sequence
-covers scheduling, sampling and launches. Sliding-window layers cost their attention pairs and
-cached-token reads only inside the window (latency/ops.py `window_*`); in `decode_coeffs` they
-read a whole window per sequence (exact once every context has reached the window, which
-`decode_s` corrects for shorter contexts). Linear-attention layers (Gated DeltaNet) add only
-per-token and per-sequence terms (latency/attention_terms.py builds every attention term).
+MLP all-reduce is the combine: EP moves the same bytes as TP and adds no all-to-all.
+
+With attention data parallelism (DP ranks of TP GPUs each, specs/parallel.py) each rank runs the
+attention, dense and shared-expert layers on its own sequences, and the iteration takes as long
+as the busiest rank: ceil(n / DP) of n sequences (of a chunk's prompts, estimated from its
+attention pairs), their share of the tokens, pairs and context, and its scheduler's
+per-sequence overhead. The routed experts run on every token of all ranks, spread over the
+TP x DP GPUs; per MoE layer the tokens reach them and come back by an all-gather and a
+reduce-scatter over those GPUs (one all-reduce's bytes) or by an all-to-all to their top-k
+experts (top-k / (TP x DP) of that), whichever is faster, at the inter-node bandwidth when the
+ranks span nodes; each rank's TP all-reduces remain for the attention and the dense MLPs.
+
+Pipeline stages send activations; the LM head and embedding run once; a fixed overhead per
+iteration, per layer and per sequence covers scheduling, sampling and launches. Sliding-window
+layers cost their attention pairs and cached-token reads only inside the window (latency/ops.py
+`window_*`); in `decode_coeffs` they read a whole window per sequence (exact once every context
+has reached the window, which `decode_s` corrects for shorter contexts). Linear-attention layers
+(Gated DeltaNet) add only per-token and per-sequence terms (latency/attention_terms.py builds
+every attention term).
 
 Everything that does not depend on the batch is precomputed by `build_roofline`, so the hot-path
 methods cost a few multiply-adds. With the default `Efficiency` this is the roofline from specs
@@ -21,6 +32,7 @@ alone; with a fitted profile (latency/profiles.py) it is the calibrated model of
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
@@ -62,6 +74,9 @@ class _Terms:
     send_s_per_token: float
     overhead_s: float  # per iteration (including per-layer overheads)
     seq_overhead_s: float
+    dp: int = 1  # attention data-parallel ranks
+    # attention DP: (base, per token) of each algorithm of the MoE layers' gather and scatter
+    moe_comm_lines: tuple[tuple[float, float], ...] = ()
     window_tokens: int = 0  # sliding window of the windowed layers; 0: none
     attn_s_per_window_pair: float = 0.0  # prefill: per pair inside the window, windowed layers
     decode_s_per_window_ctx: float = 0.0  # decode: per cached token in the window, windowed layers
@@ -105,11 +120,14 @@ class RooflineModel:
             return t.moe_layers * float(compute), 0.0
         return 0.0, t.moe_layers * float(memory)
 
-    def _layers(self, num_tokens: float) -> tuple[float, float, float]:
-        """(compute_s, memory_s, overhead_s) of the per-layer kernels except attention."""
+    def _layers(
+        self, num_tokens: float, all_tokens: float | None = None
+    ) -> tuple[float, float, float]:
+        """(compute_s, memory_s, overhead_s) of the per-layer kernels except attention, for
+        `num_tokens` on the busiest attention rank of `all_tokens` (default: one rank)."""
         t = self.terms
         gemm_c, gemm_m = t.layers.split(num_tokens)
-        moe_c, moe_m = self._moe(num_tokens)
+        moe_c, moe_m = self._moe(num_tokens if all_tokens is None else all_tokens)
         eff = self.efficiency
         overhead = t.layers.overhead_s + t.elem_base_s + t.moe_layers * eff.moe_overhead_s
         # Per-token work outside the roofline: element-wise kernels and MoE routing.
@@ -120,17 +138,40 @@ class RooflineModel:
     def _head(self, num_seqs: float) -> float:
         return self.terms.head(num_seqs)
 
-    def _comm(self, num_tokens: float) -> float:
-        """All-reduces of all layers; each call takes the faster algorithm."""
+    def _comm(self, num_tokens: float, all_tokens: float | None = None) -> float:
+        """All-reduces of all layers, each call the faster algorithm, for `num_tokens` on the
+        busiest attention rank; with attention DP, plus the MoE layers' gather and scatter of
+        `all_tokens`."""
         t = self.terms
         small = t.allreduce_base_s + t.allreduce_s_per_token * num_tokens
         bulk = t.bulk_allreduce_base_s + t.bulk_allreduce_s_per_token * num_tokens
-        return small if small <= bulk else bulk
+        tp_comm = small if small <= bulk else bulk
+        if t.dp == 1:
+            return tp_comm
+        tokens = num_tokens if all_tokens is None else all_tokens
+        return tp_comm + min(base + slope * tokens for base, slope in t.moe_comm_lines)
+
+    def _rank_share(self, num_seqs: float) -> float:
+        """The busiest attention rank's share of `num_seqs` sequences: ceil(n / DP) / n."""
+        dp = self.terms.dp
+        if dp == 1 or num_seqs <= 1:
+            return 1.0
+        return math.ceil(num_seqs / dp - 1e-9) / num_seqs
+
+    def _chunk_share(self, num_tokens: float, pairs: float) -> float:
+        """The busiest rank's share of a chunk's prompt tokens: its prompts counted as
+        tokens^2 / (2 * pairs) (exact for whole prompts of one length, fewer when chunks
+        attend to earlier context)."""
+        if self.terms.dp == 1 or pairs <= 0:
+            return 1.0
+        return self._rank_share(max(1, round(num_tokens * num_tokens / (2.0 * pairs))))
 
     def _send(self, num_tokens: float) -> float:
         return self.terms.send_base_s + self.terms.send_s_per_token * num_tokens
 
     def _overhead(self, num_seqs: float) -> float:
+        """Per-iteration and per-sequence overheads (of the busiest rank's sequences: each
+        attention DP rank schedules its own)."""
         return self.terms.overhead_s + self.terms.seq_overhead_s * num_seqs
 
     def _prefill_attn(
@@ -160,59 +201,63 @@ class RooflineModel:
 
     # ---- prefill ------------------------------------------------------------------------------
     def prefill_breakdown(self, num_seqs: int, sum_tokens: int, sum_sq_tokens: int) -> Breakdown:
-        comp, mem, ovh = self._layers(sum_tokens)
+        share = self._rank_share(num_seqs)
+        seqs, tokens, sq = num_seqs * share, sum_tokens * share, sum_sq_tokens * share
+        comp, mem, ovh = self._layers(tokens, sum_tokens)
         a_c, a_m, a_o = self._prefill_attn(
-            num_seqs,
-            sum_tokens,
-            prefill_attn_pairs(sum_tokens, sum_sq_tokens),
-            self._window_pairs(num_seqs, sum_tokens, sum_sq_tokens),
+            seqs,
+            tokens,
+            prefill_attn_pairs(tokens, sq),
+            self._window_pairs(seqs, tokens, sq),
         )
         return Breakdown(
             compute_s=comp + a_c,
-            memory_s=mem + a_m + self._head(num_seqs),
-            communication_s=self._comm(sum_tokens) + (self.pp - 1) * self._send(sum_tokens),
-            overhead_s=ovh + a_o + self._overhead(num_seqs),
+            memory_s=mem + a_m + self._head(seqs),
+            communication_s=self._comm(tokens, sum_tokens) + (self.pp - 1) * self._send(tokens),
+            overhead_s=ovh + a_o + self._overhead(seqs),
         )
 
     def prefill_s(self, num_seqs: int, sum_tokens: int, sum_sq_tokens: int) -> float:
         t = self.terms
-        comp, mem, ovh = self._layers(sum_tokens)
-        pairs = 0.5 * (sum_sq_tokens + sum_tokens)
-        attn = t.attn_base_s + t.attn_s_per_seq * num_seqs + t.attn_s_per_token * sum_tokens
+        share = self._rank_share(num_seqs)
+        seqs, tokens, sq = num_seqs * share, sum_tokens * share, sum_sq_tokens * share
+        comp, mem, ovh = self._layers(tokens, sum_tokens)
+        pairs = 0.5 * (sq + tokens)
+        attn = t.attn_base_s + t.attn_s_per_seq * seqs + t.attn_s_per_token * tokens
         if t.window_tokens:
-            attn += t.attn_s_per_window_pair * self._window_pairs(
-                num_seqs, sum_tokens, sum_sq_tokens
-            )
+            attn += t.attn_s_per_window_pair * self._window_pairs(seqs, tokens, sq)
         return (
             comp
             + mem
             + ovh
             + attn
             + t.attn_s_per_pair * pairs
-            + t.head(num_seqs)
-            + self._comm(sum_tokens)
-            + (self.pp - 1) * self._send(sum_tokens)
-            + self._overhead(num_seqs)
+            + t.head(seqs)
+            + self._comm(tokens, sum_tokens)
+            + (self.pp - 1) * self._send(tokens)
+            + self._overhead(seqs)
         )
 
     def prefill_stage_s(self, num_seqs: int, sum_tokens: int, sum_sq_tokens: int) -> float:
         if self.pp == 1:
             return self.prefill_s(num_seqs, sum_tokens, sum_sq_tokens)
-        comp, mem, ovh = self._layers(sum_tokens)
+        share = self._rank_share(num_seqs)
+        seqs, tokens, sq = num_seqs * share, sum_tokens * share, sum_sq_tokens * share
+        comp, mem, ovh = self._layers(tokens, sum_tokens)
         attn = sum(
             self._prefill_attn(
-                num_seqs,
-                sum_tokens,
-                prefill_attn_pairs(sum_tokens, sum_sq_tokens),
-                self._window_pairs(num_seqs, sum_tokens, sum_sq_tokens),
+                seqs,
+                tokens,
+                prefill_attn_pairs(tokens, sq),
+                self._window_pairs(seqs, tokens, sq),
             )
         )
-        layer_work = comp + mem + ovh + attn + self._comm(sum_tokens)
+        layer_work = comp + mem + ovh + attn + self._comm(tokens, sum_tokens)
         return (
             self.stage_fraction * layer_work
-            + self._head(num_seqs)
-            + self._send(sum_tokens)
-            + self._overhead(num_seqs)
+            + self._head(seqs)
+            + self._send(tokens)
+            + self._overhead(seqs)
         )
 
     # ---- decode: the batch runs as min(n, pp) micro-batches through the pipeline ------------
@@ -221,18 +266,20 @@ class RooflineModel:
         t = self.terms
         num_micro = min(num_seqs, self.pp)
         micro = num_seqs / num_micro
+        share = self._rank_share(num_seqs)
+        rank = micro * share  # the busiest attention rank's sequences of a micro-batch
         layer_work = (
-            sum(self._layers(micro))
-            + self._comm(micro)
+            sum(self._layers(rank, micro))
+            + self._comm(rank, micro)
             + t.decode_base_s
-            + t.decode_s_per_seq * micro
+            + t.decode_s_per_seq * rank
         )
         if t.window_tokens:  # every context at least the window: a whole window per sequence
-            layer_work += t.decode_s_per_window_ctx * micro * t.window_tokens
-        send = self._send(micro) if self.pp > 1 else 0.0
-        stage = self.stage_fraction * layer_work + self._head(micro) + send
-        base = self.pp * stage + self._overhead(num_seqs)
-        slope = self.pp * self.stage_fraction * t.decode_s_per_ctx / num_micro
+            layer_work += t.decode_s_per_window_ctx * rank * t.window_tokens
+        send = self._send(rank) if self.pp > 1 else 0.0
+        stage = self.stage_fraction * layer_work + self._head(rank) + send
+        base = self.pp * stage + self._overhead(num_seqs * share)
+        slope = self.pp * self.stage_fraction * t.decode_s_per_ctx * share / num_micro
         return base, slope
 
     def decode_s(self, num_seqs: int, sum_ctx_tokens: int) -> float:
@@ -241,26 +288,28 @@ class RooflineModel:
         short = num_seqs * t.window_tokens - sum_ctx_tokens
         if short > 0:  # windowed layers with contexts below the window read fewer than W tokens
             num_micro = min(num_seqs, self.pp)
-            base -= self.pp * self.stage_fraction * t.decode_s_per_window_ctx * short / num_micro
+            rank_short = short * self._rank_share(num_seqs)
+            base -= (
+                self.pp * self.stage_fraction * t.decode_s_per_window_ctx * rank_short / num_micro
+            )
         return base + slope * sum_ctx_tokens
 
     def decode_breakdown(self, num_seqs: int, sum_ctx_tokens: int) -> Breakdown:
         t = self.terms
         num_micro = min(num_seqs, self.pp)
         micro = num_seqs / num_micro
+        share = self._rank_share(num_seqs)
+        rank = micro * share
         scale = self.pp * self.stage_fraction
-        comp, mem, ovh = self._layers(micro)
-        attn_mem = (
-            t.decode_s_per_seq * micro
-            + (t.decode_s_per_ctx * sum_ctx_tokens + self._window_ctx_s(num_seqs, sum_ctx_tokens))
-            / num_micro
-        )
-        send = self._send(micro) * self.pp if self.pp > 1 else 0.0
+        comp, mem, ovh = self._layers(rank, micro)
+        ctx_s = t.decode_s_per_ctx * sum_ctx_tokens + self._window_ctx_s(num_seqs, sum_ctx_tokens)
+        attn_mem = t.decode_s_per_seq * rank + ctx_s * share / num_micro
+        send = self._send(rank) * self.pp if self.pp > 1 else 0.0
         return Breakdown(
             compute_s=comp * scale,
-            memory_s=(mem + attn_mem) * scale + self._head(micro) * self.pp,
-            communication_s=self._comm(micro) * scale + send,
-            overhead_s=(ovh + t.decode_base_s) * scale + self._overhead(num_seqs),
+            memory_s=(mem + attn_mem) * scale + self._head(rank) * self.pp,
+            communication_s=self._comm(rank, micro) * scale + send,
+            overhead_s=(ovh + t.decode_base_s) * scale + self._overhead(num_seqs * share),
         )
 
     # ---- chunked prefill: chunks and decodes share one pass (no micro-batching) -------------
@@ -279,24 +328,34 @@ class RooflineModel:
             if t.window_tokens
             else 0.0
         )
+        # The busiest attention rank: its share of the chunk's prompts and of the decodes.
+        chunk = self._chunk_share(num_prefill_tokens, prefill_attn_pairs)
+        share = self._rank_share(num_decode_seqs)
+        decodes = num_decode_seqs * share
+        rank_tokens = num_prefill_tokens * chunk + decodes
         attn = (
             sum(
-                self._prefill_attn(num_chunks, num_prefill_tokens, prefill_attn_pairs, window_pairs)
+                self._prefill_attn(
+                    num_chunks,
+                    num_prefill_tokens * chunk,
+                    prefill_attn_pairs * chunk,
+                    window_pairs * chunk,
+                )
             )
             if num_chunks
             else 0.0
         )
-        attn += t.decode_s_per_seq * num_decode_seqs + t.decode_s_per_ctx * sum_ctx_tokens
-        attn += self._window_ctx_s(num_decode_seqs, sum_ctx_tokens)
+        attn += t.decode_s_per_seq * decodes + t.decode_s_per_ctx * sum_ctx_tokens * share
+        attn += self._window_ctx_s(num_decode_seqs, sum_ctx_tokens) * share
         if num_decode_seqs:
             attn += t.decode_base_s
         return (
-            sum(self._layers(tokens))
-            + self._head(num_decode_seqs + num_chunks)
+            sum(self._layers(rank_tokens, tokens))
+            + self._head(decodes + num_chunks)
             + attn
-            + self._comm(tokens)
-            + (self.pp - 1) * self._send(tokens)
-            + self._overhead(num_decode_seqs + 1)
+            + self._comm(rank_tokens, tokens)
+            + (self.pp - 1) * self._send(rank_tokens)
+            + self._overhead(decodes + 1)
         )
 
 
@@ -347,6 +406,30 @@ def _elementwise(model: ModelSpec, tp: int, eff: Efficiency, gpu: GpuSpec) -> tu
     return overhead_s, per_token_s
 
 
+def _moe_collective(
+    model: ModelSpec, cluster: ClusterSpec, parallel: ParallelSpec, eff: Efficiency
+) -> tuple[tuple[float, float], ...]:
+    """(base, per token) of each way to move the MoE layers' tokens over the TP x DP GPUs of an
+    attention-DP stage (none without attention DP), on the NICs when the ranks span nodes: an
+    all-gather and a reduce-scatter (one all-reduce's ring bytes per MoE layer) or an
+    all-to-all dispatch and combine, each at the all-reduce algorithms' latency and efficiency."""
+    gpus = parallel.moe_gpus
+    if parallel.dp == 1:
+        return ()
+    if gpus > cluster.gpus_per_node:
+        link, latency = cluster.inter_node_bytes_per_s, cluster.inter_node_latency_s
+    else:
+        link, latency = cluster.intra_node_bytes_per_s, 0.0
+    calls = model.num_moe_layers
+    per_token = calls * float(ops.ring_factor(gpus)) * model.hidden_size * ops.ACT_BYTES / link
+    # An all-to-all sends each GPU's share of its rank's tokens to their top-k experts' GPUs and
+    # back: top-k / (TP x DP) of the gather's bytes; engines take it for wide expert parallelism.
+    alltoall = per_token * model.experts_per_token / gpus
+    slopes = (per_token, alltoall)
+    algorithms = eff.allreduce_algorithms()
+    return tuple((calls * (lat + latency), v / frac) for lat, frac in algorithms for v in slopes)
+
+
 def build_roofline(
     model: ModelSpec,
     cluster: ClusterSpec,
@@ -365,8 +448,10 @@ def build_roofline(
     send_bw = cluster.inter_node_bytes_per_s if spans_nodes else cluster.intra_node_bytes_per_s
     link_latency = cluster.inter_node_latency_s if spans_nodes else cluster.intra_node_latency_s
     per_token_bytes = h * ops.ACT_BYTES
-    # Two all-reduces per layer (attention and MLP outputs), each the faster of two algorithms.
-    calls = 2 * layers if tp > 1 else 0
+    # Two all-reduces per layer (attention and MLP outputs), each the faster of two algorithms;
+    # with attention DP, the MoE layers' MLP outputs are combined over all ranks instead.
+    mlp_calls = layers if parallel.dp == 1 else layers - model.num_moe_layers
+    calls = layers + mlp_calls if tp > 1 else 0
     ring_per_token = calls * float(ops.ring_factor(tp)) * per_token_bytes
     ring_per_token /= cluster.intra_node_bytes_per_s
     # (base, per token) of the small-message and the bulk algorithm (the same without a bulk one)
@@ -392,10 +477,12 @@ def build_roofline(
         allreduce_s_per_token=small_slope,
         bulk_allreduce_base_s=bulk_base,
         bulk_allreduce_s_per_token=bulk_slope,
+        moe_comm_lines=_moe_collective(model, cluster, parallel, eff),
         send_base_s=link_latency + eff.send_latency_s,
         send_s_per_token=per_token_bytes / (send_bw * eff.send_efficiency),
         overhead_s=eff.iteration_overhead_s + eff.layer_overhead_s * layers,
         seq_overhead_s=eff.seq_overhead_s,
+        dp=parallel.dp,
     )
     fraction = max(stage_layers(layers, pp)) / layers
     return RooflineModel(model, parallel, terms, fraction, prec, eff)

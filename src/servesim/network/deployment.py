@@ -25,9 +25,10 @@ ACTIVATION_BYTES = 2
 
 
 def instance_shapes(deployment: Any) -> list[InstanceShape]:
-    """One `InstanceShape` per instance of an engine `Deployment`, in engine (global) order."""
+    """One `InstanceShape` per instance of an engine `Deployment`, in engine (global) order (an
+    attention-DP stage as one group of its TP x DP GPUs)."""
     return [
-        InstanceShape(g.parallel.tp, g.parallel.pp, g.role)
+        InstanceShape(g.parallel.tp * g.parallel.dp, g.parallel.pp, g.role)
         for g in deployment.groups
         for _ in range(g.num_instances)
     ]

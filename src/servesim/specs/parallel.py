@@ -1,8 +1,14 @@
-"""Parallelism of one model replica (TP x PP GPUs) and the rules it must satisfy.
+"""Parallelism of one model replica (TP x DP x PP GPUs) and the rules it must satisfy.
 
 An MoE model may also split its experts over `ep` of the TP ranks (expert parallelism): the
 attention stays TP-sharded over all `tp` ranks, and each expert lives on one EP rank, sharded
 over `tp // ep` ranks (aiconfigurator's moe_tp x moe_ep = tp). The GPU count stays tp * pp.
+
+With attention data parallelism (`dp` > 1, MoE models only: SGLang's and TensorRT-LLM's
+attention DP, vLLM's data-parallel expert serving) each pipeline stage has `dp` attention ranks
+of `tp` GPUs. Every rank holds its own sequences and their KV cache, with the attention, dense
+and shared-expert weights replicated per rank; the routed experts spread over all tp * dp GPUs
+(`ep` of them, each sharded over tp * dp // ep GPUs). The GPU count is tp * dp * pp.
 
 `check_parallel` raises an InputError naming the rule and the numbers; `memory_plan` says how a
 GPU's memory splits between weights, activations and KV cache, and how many KV tokens fit.
@@ -24,30 +30,42 @@ DEFAULT_BLOCK_TOKENS = 16
 
 @dataclass(frozen=True, slots=True)
 class ParallelSpec:
-    """Tensor (intra-op) and pipeline (inter-op) parallel degrees of one instance, and the
-    expert-parallel degree within the TP group (MoE models only; 1 = experts TP-sharded)."""
+    """Tensor (intra-op) and pipeline (inter-op) parallel degrees of one instance, the
+    expert-parallel degree over the MoE GPUs of a stage (MoE models only; 1 = experts
+    TP-sharded) and the attention data-parallel ranks of a stage (MoE models only)."""
 
     tp: int = 1
     pp: int = 1
     ep: int = 1
+    dp: int = 1
 
     def __post_init__(self) -> None:
         require(self.tp >= 1, "tp", self.tp, "an integer >= 1")
         require(self.pp >= 1, "pp", self.pp, "an integer >= 1")
         require(self.ep >= 1, "ep", self.ep, "an integer >= 1")
-        require(self.tp % self.ep == 0, "ep", self.ep, f"a divisor of tp ({self.tp})")
+        require(self.dp >= 1, "dp", self.dp, "an integer >= 1")
+        require(
+            self.moe_gpus % self.ep == 0, "ep", self.ep, f"a divisor of tp*dp ({self.moe_gpus})"
+        )
 
     @property
     def num_gpus(self) -> int:
-        return self.tp * self.pp
+        return self.tp * self.dp * self.pp
+
+    @property
+    def moe_gpus(self) -> int:
+        """GPUs of one stage the routed experts spread over (tp * dp)."""
+        return self.tp * self.dp
 
     @property
     def moe_tp(self) -> int:
-        """Ranks each expert is sharded over (tp // ep)."""
-        return self.tp // self.ep
+        """GPUs each expert is sharded over (tp * dp // ep)."""
+        return self.moe_gpus // self.ep
 
     def __str__(self) -> str:
         base = f"tp{self.tp}pp{self.pp}"
+        if self.dp > 1:
+            base += f"dp{self.dp}"
         return base if self.ep == 1 else f"{base}ep{self.ep}"
 
 
@@ -103,6 +121,7 @@ class MemoryPlan:
     window_bytes_per_seq: float = 0.0
     max_seqs: int = 0
     state_bytes_per_seq: float = 0.0
+    attention_ranks: int = 1  # attention DP ranks, each caching its own sequences
 
     @property
     def kv_free_bytes(self) -> float:
@@ -112,11 +131,17 @@ class MemoryPlan:
 
     @property
     def kv_capacity_tokens(self) -> int:
-        """Whole blocks of KV cache that fit on every GPU of the instance, in tokens."""
+        """Whole blocks of KV cache that fit on every GPU of one attention rank, in tokens (the
+        longest request the instance can hold)."""
         if self.kv_free_bytes <= 0:
             return 0
         blocks = int(self.kv_free_bytes // (self.kv_bytes_per_token * self.block_tokens))
         return blocks * self.block_tokens
+
+    @property
+    def instance_kv_tokens(self) -> int:
+        """KV tokens of the whole instance: every attention DP rank caches its own sequences."""
+        return self.kv_capacity_tokens * self.attention_ranks
 
 
 def memory_plan(
@@ -134,13 +159,20 @@ def memory_plan(
     sliding-window layers reserve one window per sequence instead of charging those layers
     per token; it changes nothing for a model without them. A model with linear-attention
     layers reserves their state for `max_seqs` sequences, or for one when it is not given (the
-    least any request needs), and charges only its attention layers per token.
+    least any request needs), and charges only its attention layers per token. With attention
+    DP the plan is of one rank's GPUs, holding their share of `max_seqs`.
     """
     layers = max(stage_layers(model.num_layers, par.pp))
     layer_params = (model.num_params - model.embedding_params) / model.num_layers
     # Embedding and LM head live on the first and last stage; charge the larger share to one stage.
     embed_share = model.embedding_params / (2 if par.pp > 1 else 1)
-    weight_bytes = (layers * layer_params + embed_share) * model.bytes_per_param / par.tp
+    # Attention DP replicates everything but the routed experts on each rank's TP GPUs.
+    routed = model.num_moe_layers * model.num_experts * model.mlp_params(model.moe_ffn_size)
+    not_replicated = layers * routed / model.num_layers * (1 - 1 / par.dp)
+    stage_params = layers * layer_params + embed_share - not_replicated
+    weight_bytes = stage_params * model.bytes_per_param / par.tp
+    if max_seqs is not None:
+        max_seqs = -(-max_seqs // par.dp)
     width = 4 * model.hidden_size + 2 * max(model.ffn_size, model.moe_ffn_size) // par.tp
     activation_bytes = max_batch_tokens * width * model.bytes_per_param + 0.5 * GIB
     plan = MemoryPlan(
@@ -149,6 +181,7 @@ def memory_plan(
         activation_bytes=activation_bytes,
         kv_bytes_per_token=kv_bytes_per_token_per_gpu(model, par.tp, layers),
         block_tokens=block_tokens,
+        attention_ranks=par.dp,
     )
     full, window, linear = _stage_attention_layers(model, par.pp)
     per_layer = kv_bytes_per_token_per_gpu(model, par.tp, 1)
@@ -170,7 +203,12 @@ def memory_plan(
 
 
 def _check_ep(model: ModelSpec, par: ParallelSpec, role: str) -> None:
-    """EP > 1 needs an MoE model whose routed experts split evenly over the EP ranks."""
+    """EP or attention DP > 1 needs an MoE model, whose routed experts split evenly over the EP
+    ranks (attention DP of a dense model is just more instances)."""
+    if par.dp > 1 and not model.is_moe:
+        raise InputError(
+            f"{role}.dp", par.dp, f"1 ({model.name} has no experts; use more instances)"
+        )
     if par.ep == 1:
         return
     if not model.is_moe:
@@ -192,7 +230,8 @@ def check_parallel(
 ) -> MemoryPlan:
     """Check every rule of a TP x PP instance of `model` on `cluster`; return its memory plan.
 
-    Rules: EP (if > 1) divides TP and the routed experts of an MoE model; TP divides the
+    Rules: EP and attention DP (if > 1) need an MoE model, EP dividing TP x DP and the routed
+    experts; TP divides the
     attention heads and any linear-attention key heads (KV heads replicate when TP exceeds them,
     so TP must be a multiple of the KV heads then); TP fits inside one node; PP is at most the
     number of layers
@@ -226,7 +265,7 @@ def check_parallel(
         raise InputError(f"{role}.pp", pp, f"at most the {model.num_layers} layers of {model.name}")
     if par.num_gpus > cluster.num_gpus:
         raise InputError(
-            f"{role}.tp*pp",
+            f"{role}.tp*dp*pp" if par.dp > 1 else f"{role}.tp*pp",
             par.num_gpus,
             f"at most the {cluster.num_gpus} GPUs of the cluster",
         )
@@ -237,8 +276,8 @@ def check_parallel(
             plan.weight_bytes + plan.activation_bytes + need_tokens * plan.kv_bytes_per_token
         ) / GIB
         raise InputError(
-            f"{role}.tp*pp",
-            f"{tp}x{pp}",
+            f"{role}.tp*dp*pp" if par.dp > 1 else f"{role}.tp*pp",
+            f"{tp}x{par.dp}x{pp}" if par.dp > 1 else f"{tp}x{pp}",
             f"{model.name} needs {need_gib:.1f} GiB per GPU (weights "
             f"{plan.weight_bytes / GIB:.1f}, activations {plan.activation_bytes / GIB:.1f}, KV of "
             f"one {need_tokens}-token request) but {cluster.gpu.name} offers "

@@ -118,8 +118,11 @@ def row_cluster(target: Target, row: SiliconRow) -> ClusterSpec:
 def _group(
     role: str, side: Side, row: SiliconRow, target: Target, backend: BackendProfile
 ) -> InstanceGroup:
-    max_seqs = side.batch_size or row.concurrency
-    parallel = ParallelSpec(side.tp, side.pp, expert_parallel(side, target.model))
+    """One worker group; with attention DP each rank schedules its own batch (the row's batch
+    size is per rank) within its own token budget, so an instance has DP times both."""
+    dp = side.attention_dp
+    max_seqs = side.batch_size * dp if side.batch_size else row.concurrency
+    parallel = ParallelSpec(side.tp, side.pp, expert_parallel(side, target.model), dp)
     if role == "decode":
         return InstanceGroup(role, parallel, side.num_workers, max_batch_seqs=max_seqs)
     return InstanceGroup(
@@ -128,8 +131,8 @@ def _group(
         side.num_workers,
         policy=backend.policy,
         max_batch_seqs=max_seqs,
-        max_prefill_tokens=backend.chunk_tokens,
-        chunk_tokens=backend.chunk_tokens,
+        max_prefill_tokens=backend.chunk_tokens * dp,
+        chunk_tokens=backend.chunk_tokens * dp,
     )
 
 

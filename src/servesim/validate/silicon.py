@@ -63,7 +63,7 @@ class Side:
 
     @property
     def num_gpus(self) -> int:
-        return self.num_workers * self.tp * self.pp
+        return self.num_workers * self.tp * self.attention_dp * self.pp
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +89,7 @@ class SiliconRow:
     prefill: Side | None = None
     decode: Side | None = None
     duplicate_of: str | None = None  # id of an earlier row with the same setup and results
+    relabel_of: str | None = None  # id of the row with the same results on the fewest GPUs
 
     @property
     def sides(self) -> tuple[Side, ...]:
@@ -241,7 +242,11 @@ def read_silicon(path: str | Path) -> list[SiliconRow]:
 
 def mark_duplicates(rows: list[SiliconRow]) -> list[SiliconRow]:
     """`rows` with `duplicate_of` set on every row whose setup and measured TTFT and TPOT equal
-    an earlier row's (the same measurement exported under two source files or image tags)."""
+    an earlier row's (the same measurement exported under two source files or image tags), and
+    `relabel_of` on every row whose measured TTFT and TPOT equal those of a row of another
+    parallelism (same system, model, backend, precision, lengths and concurrency): one
+    measurement exported under two labels (one source file's TP or DP is the other's times the
+    EP size), kept once, under the label with the fewest GPUs (the earliest line on a tie)."""
     first: dict[tuple[object, ...], str] = {}
     out = []
     for row in rows:
@@ -251,4 +256,31 @@ def mark_duplicates(rows: list[SiliconRow]) -> list[SiliconRow]:
         else:
             first[key] = row.id
         out.append(row)
-    return out
+    by_measurement: dict[tuple[object, ...], list[SiliconRow]] = {}
+    for row in out:
+        if row.duplicate_of is None:
+            by_measurement.setdefault(_measurement(row), []).append(row)
+    kept = {
+        row.id: min(same, key=lambda r: (r.num_gpus, r.line)).id
+        for same in by_measurement.values()
+        for row in same
+    }
+    return [
+        row if kept.get(row.id, row.id) == row.id else replace(row, relabel_of=kept[row.id])
+        for row in out
+    ]
+
+
+def _measurement(row: SiliconRow) -> tuple[object, ...]:
+    return (
+        row.system,
+        row.model,
+        row.backend,
+        row.precision,
+        row.mode,
+        row.isl,
+        row.osl,
+        row.concurrency,
+        row.measured_ttft_ms,
+        row.measured_tpot_ms,
+    )

@@ -35,6 +35,10 @@ WEIGHT_PRECISIONS = {
 }
 SUPPORTED_QUANT_MODES = ("", "bf16", "fp16", "fp8", "fp8_block", "nvfp4", "int4_wo")
 DUPLICATE_REASON = "duplicate of an earlier row (same setup, TTFT and TPOT): counted once"
+RELABEL_REASON = (
+    "same TTFT and TPOT as a row of another parallelism: one measurement under two labels,"
+    " counted once under the one with the fewest GPUs"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +87,10 @@ def _precision(row: SiliconRow) -> str:
 
 def _parallel_reason(row: SiliconRow, model: ModelSpec) -> str | None:
     for side in row.sides:
-        if side.attention_dp > 1:
-            return "attention data parallelism (attention DP > 1) not modelled"
-        if model.is_moe and side.moe_tp * side.moe_ep != side.tp:
-            return "MoE TP x EP differing from the attention TP not modelled"
+        if side.attention_dp > 1 and not model.is_moe:
+            return "attention data parallelism (attention DP > 1) of a dense model not modelled"
+        if model.is_moe and side.moe_tp * side.moe_ep != side.tp * side.attention_dp:
+            return "MoE TP x EP differing from the attention TP x DP not modelled"
     return None
 
 
@@ -133,5 +137,7 @@ def classify(row: SiliconRow) -> Support:
         return _unsupported(reason)
     if row.duplicate_of is not None:
         return _unsupported(DUPLICATE_REASON)
+    if row.relabel_of is not None:
+        return _unsupported(RELABEL_REASON)
     node_gpus = NVLINK_DOMAIN_GPUS.get(row.system.lower(), DEFAULT_NODE_GPUS)
     return Support(Target(model, name, gpu, weights, node_gpus), None)
