@@ -260,13 +260,15 @@ def mark_duplicates(rows: list[SiliconRow]) -> list[SiliconRow]:
     for row in out:
         if row.duplicate_of is None:
             by_measurement.setdefault(_measurement(row), []).append(row)
-    kept = {
-        row.id: min(same, key=lambda r: (r.num_gpus, r.line)).id
+    kept = {  # by line: ids need not be unique
+        row.line: min(same, key=lambda r: (r.num_gpus, r.line))
         for same in by_measurement.values()
         for row in same
     }
     return [
-        row if kept.get(row.id, row.id) == row.id else replace(row, relabel_of=kept[row.id])
+        replace(row, relabel_of=kept[row.line].id)
+        if row.line in kept and kept[row.line].line != row.line
+        else row
         for row in out
     ]
 
