@@ -60,10 +60,10 @@ def latency(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     spec = build_model(model, precision, kv_precision)
-    cluster = build_cluster(
-        gpu, gpus_per_node=gpus_per_node, num_nodes=max(1, -(-tp * dp * pp // gpus_per_node))
-    )
     parallel = ParallelSpec(tp, pp, ep, dp)
+    cluster = build_cluster(
+        gpu, gpus_per_node=gpus_per_node, num_nodes=max(1, -(-parallel.num_gpus // gpus_per_node))
+    )
     length, count = parse_batch(batch)
     check_parallel(spec, parallel, cluster, max_request_tokens=length)
     lat = build_latency_model(

@@ -413,9 +413,9 @@ def _moe_collective(
     attention-DP stage (none without attention DP), on the NICs when the ranks span nodes: an
     all-gather and a reduce-scatter (one all-reduce's ring bytes per MoE layer) or an
     all-to-all dispatch and combine, each at the all-reduce algorithms' latency and efficiency."""
-    gpus = parallel.moe_gpus
     if parallel.dp == 1:
         return ()
+    gpus = parallel.moe_gpus
     if gpus > cluster.gpus_per_node:
         link, latency = cluster.inter_node_bytes_per_s, cluster.inter_node_latency_s
     else:

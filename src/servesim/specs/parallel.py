@@ -263,9 +263,10 @@ def check_parallel(
         )
     if pp > model.num_layers:
         raise InputError(f"{role}.pp", pp, f"at most the {model.num_layers} layers of {model.name}")
+    gpus_field = f"{role}.tp*dp*pp" if par.dp > 1 else f"{role}.tp*pp"
     if par.num_gpus > cluster.num_gpus:
         raise InputError(
-            f"{role}.tp*dp*pp" if par.dp > 1 else f"{role}.tp*pp",
+            gpus_field,
             par.num_gpus,
             f"at most the {cluster.num_gpus} GPUs of the cluster",
         )
@@ -276,7 +277,7 @@ def check_parallel(
             plan.weight_bytes + plan.activation_bytes + need_tokens * plan.kv_bytes_per_token
         ) / GIB
         raise InputError(
-            f"{role}.tp*dp*pp" if par.dp > 1 else f"{role}.tp*pp",
+            gpus_field,
             f"{tp}x{par.dp}x{pp}" if par.dp > 1 else f"{tp}x{pp}",
             f"{model.name} needs {need_gib:.1f} GiB per GPU (weights "
             f"{plan.weight_bytes / GIB:.1f}, activations {plan.activation_bytes / GIB:.1f}, KV of "
