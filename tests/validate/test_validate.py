@@ -235,11 +235,12 @@ def test_shared_sample_reads_and_classifies() -> None:
     # EP, attention DP and NVFP4 rows included (MiniMax-M2.5: 295 without attention DP,
     # gpt-oss-120b: 209, Kimi-K2.5: 81, Qwen3.5-397B-A17B: 237); disaggregated rows without
     # worker counts, Kimi's 45 INT4 rows on B200, 2 with MoE TP x EP differing from TP x DP and
-    # the 260 copies of supported rows (exported twice; 69 of them Qwen3.5) and the 37 rows
-    # repeating a measurement under a larger parallelism label are not
-    assert len(supported) == 2584
-    assert sum(classify(r).reason == DUPLICATE_REASON for r in rows) == 260
-    assert sum(classify(r).reason == RELABEL_REASON for r in rows) == 37
+    # the 350 copies of supported rows (exported twice, to every digit or to 0.01 ms; 134 of
+    # them Qwen3.5) and the 68 rows repeating a measurement under a larger parallelism label
+    # are not
+    assert len(supported) == 2463
+    assert sum(classify(r).reason == DUPLICATE_REASON for r in rows) == 350
+    assert sum(classify(r).reason == RELABEL_REASON for r in rows) == 68
     assert sum(classify(r).reason == INT4_ON_BLACKWELL_REASON for r in rows) == 45
 
 
@@ -254,6 +255,26 @@ def test_a_measurement_exported_twice_is_counted_once(tmp_path: Path) -> None:
     assert by_id["copy"].duplicate_of == "hand_c1" and by_id["remeasured"].duplicate_of is None
     assert classify(by_id["copy"]).reason == DUPLICATE_REASON
     assert classify(by_id["remeasured"]).supported and classify(by_id["hand_c1"]).supported
+
+
+def test_a_copy_rounded_to_hundredths_of_a_ms_is_the_same_measurement(tmp_path: Path) -> None:
+    # One source file of the shared sample exports TTFT and TPOT to 0.01 ms, others in full.
+    lines = _fixture_lines()
+    hand = next(line for line in lines if line.startswith("hand_c1,"))
+    cells = hand.split(",")
+    ttft, tpot = float(cells[-2]) + 0.0031, float(cells[-1]) - 0.0042
+    full = [*cells[:-2], repr(ttft), repr(tpot)]
+    rounded = ["rounded", *cells[1:-2], f"{ttft:.2f}", f"{tpot:.2f}"]
+    off = ["off", *cells[1:-2], f"{ttft + 0.02:.2f}", f"{tpot:.2f}"]  # 0.02 ms apart: another
+    rows = {
+        r.id: r
+        for r in read_silicon(
+            _write(tmp_path, [lines[0], *(",".join(c) for c in (full, rounded, off))])
+        )
+    }
+    assert rows["rounded"].duplicate_of == "hand_c1"
+    assert rows["off"].duplicate_of is None and rows["hand_c1"].duplicate_of is None
+    assert classify(rows["rounded"]).reason == DUPLICATE_REASON
 
 
 def test_one_measurement_under_two_parallelism_labels_is_kept_on_the_fewest_gpus(

@@ -240,17 +240,22 @@ def read_silicon(path: str | Path) -> list[SiliconRow]:
     return mark_duplicates(rows)
 
 
+MEASURED_DECIMALS = 2  # the coarsest precision (ms) a source file of the sample exports
+
+
 def mark_duplicates(rows: list[SiliconRow]) -> list[SiliconRow]:
     """`rows` with `duplicate_of` set on every row whose setup and measured TTFT and TPOT equal
     an earlier row's (the same measurement exported under two source files or image tags), and
     `relabel_of` on every row whose measured TTFT and TPOT equal those of a row of another
     parallelism (same system, model, backend, precision, lengths and concurrency): one
     measurement exported under two labels (one source file's TP or DP is the other's times the
-    EP size), kept once, under the label with the fewest GPUs (the earliest line on a tie)."""
+    EP size), kept once, under the label with the fewest GPUs (the earliest line on a tie).
+    Measurements are compared to MEASURED_DECIMALS: one export rounds them to 0.01 ms, and
+    another's last binary digit differs from a third's."""
     first: dict[tuple[object, ...], str] = {}
     out = []
     for row in rows:
-        key = astuple(replace(row, id="", line=0, backend_version=""))
+        key = astuple(replace(_rounded(row), id="", line=0, backend_version=""))
         if key in first:
             row = replace(row, duplicate_of=first[key])
         else:
@@ -273,7 +278,16 @@ def mark_duplicates(rows: list[SiliconRow]) -> list[SiliconRow]:
     ]
 
 
+def _rounded(row: SiliconRow) -> SiliconRow:
+    return replace(
+        row,
+        measured_ttft_ms=round(row.measured_ttft_ms, MEASURED_DECIMALS),
+        measured_tpot_ms=round(row.measured_tpot_ms, MEASURED_DECIMALS),
+    )
+
+
 def _measurement(row: SiliconRow) -> tuple[object, ...]:
+    row = _rounded(row)
     return (
         row.system,
         row.model,
