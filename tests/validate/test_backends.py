@@ -142,19 +142,12 @@ def test_the_fit_seed_draws_the_training_subset_reproducibly() -> None:
 
     cases = list(range(100))
 
-    def group(case: int) -> str:  # three report groups of 60, 30 and 10 rows
-        return "a" if case < 60 else "b" if case < 90 else "c"
-
-    def drawn(seed: int, limit: int = 10) -> list[int]:
-        return fit._subset(cases, limit, seed, group)
+    def drawn(seed: int) -> list[int]:
+        return fit._subset(cases, 10, seed)  # type: ignore[arg-type]
 
     assert drawn(0) == drawn(0) and len(drawn(0)) == 10 and drawn(0) == sorted(drawn(0))
     assert drawn(1) != drawn(0)
-    for seed in range(5):  # every draw weighs the groups as the rows do
-        assert [sum(group(c) == g for c in drawn(seed)) for g in "abc"] == [6, 3, 1]
-        # 7 of 100: shares 4.2, 2.1, 0.7; the remainder goes to the largest fraction
-        assert [sum(group(c) == g for c in drawn(seed, 7)) for g in "abc"] == [4, 2, 1]
-    assert fit._subset(cases[:5], 10, 1, group) == cases[:5]  # fewer rows than a fit takes: all
+    assert fit._subset(cases[:5], 10, 1) == cases[:5]  # fewer rows than a fit takes: all
     _, fitted = fit.leave_one_model_out(read_silicon(FIXTURE), max_requests=8, seed=3)
     assert {f["seed"] for f in fitted.summary()} == {3}
 

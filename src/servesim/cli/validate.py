@@ -80,7 +80,7 @@ def validate(
     fit_seed: int = Opt(
         0,
         min=0,
-        help="Seed of the stratified random subsets of training rows the refits draw (--holdout, "
+        help="Seed of the random subsets of training rows the refits draw (--holdout, "
         "--save-profiles); vary it to see how much the errors depend on the rows drawn.",
     ),
     workers: int = Opt(1, min=1, help="Worker processes."),

@@ -35,7 +35,7 @@ it has not seen.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, Self, TypeVar
 
@@ -57,10 +57,10 @@ SCALES = ("compute_scale", "memory_scale", "attention_scale")
 # What the shared level fits: the kernels, the per-iteration work and the front end. How the
 # benchmark's clients drift (desync) is each engine's own scheduling trait.
 SHARED_PARAMS = ("iteration_overhead_s", "seq_overhead_s", "request_overhead_s", *SCALES)
-MAX_SHARED_ROWS = 120  # training rows of the shared and GPU fits (a stratified subset if more)
+MAX_SHARED_ROWS = 120  # training rows of the shared and GPU fits (a fixed random subset if more)
 MIN_FIT_ROWS = 20
 MIN_FIT_MODELS = 2  # a backend's or GPU's own numbers need rows of two models
-MAX_FIT_ROWS = 80  # training rows per backend (a stratified random subset when more)
+MAX_FIT_ROWS = 80  # training rows per backend (a fixed random subset when more)
 FIT_MAX_REQUESTS: int | None = None  # fits simulate the same benchmark as the evaluation
 STEPS = (4.0, 2.0, 1.41, 1.19)  # multiplicative step of each coordinate-search pass
 BOUNDS = {
@@ -283,38 +283,14 @@ def training_cases(
 ) -> list[Case]:
     """Supported rows of `backend`, minus those of `exclude_model`, at most MAX_FIT_ROWS of them."""
     cases = [c for c in supported_cases(rows, exclude_model) if c[0].backend == backend]
-    return _subset(cases, MAX_FIT_ROWS, seed, _group)
+    return _subset(cases, MAX_FIT_ROWS, seed)
 
 
-T = TypeVar("T")
-
-
-def _group(case: Case) -> tuple[str, ...]:
-    row = case[0]
-    return row.system, row.model, row.backend, row.mode
-
-
-def _subset(cases: list[T], limit: int, seed: int, stratum: Callable[[T], Hashable]) -> list[T]:
-    """At most `limit` of `cases` in their order: a fixed random subset stratified by `stratum`
-    (each report group gets its share of `limit`, the rounding remainders going to the largest
-    fractions), so that every draw weighs the groups as the rows do and two draws differ only in
-    which rows stand for a group."""
+def _subset(cases: list[Case], limit: int, seed: int = 0) -> list[Case]:
+    """At most `limit` of `cases`, a fixed random subset in their order."""
     if len(cases) <= limit:
         return cases
-    strata: dict[Hashable, list[int]] = {}
-    for i, case in enumerate(cases):
-        strata.setdefault(stratum(case), []).append(i)
-    shares = {key: limit * len(members) / len(cases) for key, members in strata.items()}
-    quota = {key: math.floor(share) for key, share in shares.items()}
-    by_fraction = sorted(strata, key=lambda key: quota[key] - shares[key])  # stable: file order
-    for key in by_fraction[: limit - sum(quota.values())]:
-        quota[key] += 1
-    rng = np.random.default_rng(seed)
-    pick = [
-        members[j]
-        for key, members in strata.items()
-        for j in rng.choice(len(members), quota[key], replace=False)
-    ]
+    pick = np.random.default_rng(seed).choice(len(cases), limit, replace=False)
     return [cases[i] for i in sorted(pick)]
 
 
@@ -339,7 +315,7 @@ def fit_shared(
         cases, where = calibrated, where + " on operator-calibrated GPUs"
     if len(cases) < MIN_FIT_ROWS:
         return None
-    cases = _subset(cases, MAX_SHARED_ROWS, seed, _group)
+    cases = _subset(cases, MAX_SHARED_ROWS, seed)
     effs = gpu_efficiencies({target.gpu for _, target in cases}, {})
     start = next(iter(priors.values())).with_params(name="shared")  # type: ignore[arg-type]
     return fit_backend(cases, start, effs, where + _without(exclude_model), settings=priors)
@@ -371,7 +347,7 @@ def fit_gpu(
         num = f"{len(cases)} training rows of {_num_models(cases)} model(s)"
         why = f"silicon base as it is (only {num})"
         return GpuScales(family, fitted_on=(why,))
-    cases = _subset(cases, MAX_SHARED_ROWS, seed, _group)
+    cases = _subset(cases, MAX_SHARED_ROWS, seed)
     backends = {
         name: prior.with_params(**shared_params(shared)) if shared else prior
         for name, prior in priors.items()
