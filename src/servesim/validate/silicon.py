@@ -42,6 +42,9 @@ REQUIRED_COLUMNS = (
     "silicon_tpot_ms",
 )
 _CONCURRENCY = re.compile(r"silicon_concurrency=(\d+)")
+# Decimals (of a ms) to which two rows' TTFT and TPOT must agree to be one measurement: the
+# coarsest a source file of the shared sample exports.
+MEASURED_DECIMALS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,9 +243,6 @@ def read_silicon(path: str | Path) -> list[SiliconRow]:
     return mark_duplicates(rows)
 
 
-MEASURED_DECIMALS = 2  # the coarsest precision (ms) a source file of the sample exports
-
-
 def mark_duplicates(rows: list[SiliconRow]) -> list[SiliconRow]:
     """`rows` with `duplicate_of` set on every row whose setup and measured TTFT and TPOT equal
     an earlier row's (the same measurement exported under two source files or image tags), and
@@ -250,8 +250,8 @@ def mark_duplicates(rows: list[SiliconRow]) -> list[SiliconRow]:
     parallelism (same system, model, backend, precision, lengths and concurrency): one
     measurement exported under two labels (one source file's TP or DP is the other's times the
     EP size), kept once, under the label with the fewest GPUs (the earliest line on a tie).
-    Measurements are compared to MEASURED_DECIMALS: one export rounds them to 0.01 ms, and
-    another's last binary digit differs from a third's."""
+    TTFT and TPOT are compared to MEASURED_DECIMALS: some files round them to 0.01 ms, and
+    some copies differ from their original in the last binary digit."""
     first: dict[tuple[object, ...], str] = {}
     out = []
     for row in rows:
