@@ -228,15 +228,14 @@ def check_parallel(
     max_request_tokens: int | None = None,
     role: str = "instance",
 ) -> MemoryPlan:
-    """Check every rule of a TP x PP instance of `model` on `cluster`; return its memory plan.
+    """Check every rule of a TP x DP x PP instance of `model` on `cluster`; return its memory plan.
 
     Rules: EP and attention DP (if > 1) need an MoE model, EP dividing TP x DP and the routed
-    experts; TP divides the
-    attention heads and any linear-attention key heads (KV heads replicate when TP exceeds them,
-    so TP must be a multiple of the KV heads then); TP fits inside one node; PP is at most the
-    number of layers
-    (stages uneven by at most one layer); the instance fits in the cluster; and each GPU holds its
-    weight shard, activations and the KV cache of at least one maximal request.
+    experts; TP divides the attention heads and any linear-attention key heads (KV heads
+    replicate when TP exceeds them, so TP must be a multiple of the KV heads then); TP fits
+    inside one node; PP is at most the number of layers (stages uneven by at most one layer);
+    the instance fits in the cluster; and each GPU holds its weight shard, activations and the
+    KV cache of at least one maximal request.
     """
     tp, pp = par.tp, par.pp
     _check_ep(model, par, role)
