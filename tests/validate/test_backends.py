@@ -72,6 +72,8 @@ def test_round_trip_and_bad_files(tmp_path: Path) -> None:
         load_backend("tensorflow-serving")
     with pytest.raises(InputError, match="policy"):
         BackendProfile("x", policy="fifo")
+    with pytest.raises(InputError, match="first_token_steps"):
+        BackendProfile("x", first_token_steps=-1)
 
 
 def test_kv_precision_follows_backend() -> None:

@@ -100,6 +100,18 @@ def test_chunked_c1_row_is_one_mixed_iteration() -> None:
     assert pred.ttft_ms == pytest.approx(1e3 * lat.mixed_s(row.isl, pairs, 0, 0), rel=0.01)
 
 
+def test_first_token_steps_add_the_rows_own_decode_steps_to_ttft() -> None:
+    """A C=1 row's TTFT grows by first_token_steps times its own TPOT; TPOT does not change."""
+    row = next(r for r in read_silicon(FIXTURE) if r.id == "hand_c1")
+    target = classify(row).target
+    assert target is not None
+    plain = BackendProfile("plain", policy="vllm")
+    plain_pred = predict_row(row, target, plain, max_requests=8)
+    pred = predict_row(row, target, plain.with_params(first_token_steps=2.5), max_requests=8)
+    assert pred.tpot_ms == plain_pred.tpot_ms
+    assert pred.ttft_ms == pytest.approx(plain_pred.ttft_ms + 2.5 * plain_pred.tpot_ms, rel=1e-9)
+
+
 def test_unsupported_rows_are_listed_with_reasons(capsys: pytest.CaptureFixture[str]) -> None:
     report = run_json(capsys, "--max-requests", "8")
     by_id = {r["id"]: r for r in report["rows"]}

@@ -29,6 +29,7 @@ FORMAT = "servesim-backend"
 VERSION = 1
 BACKEND_NAMES = ("vllm", "sglang", "trtllm")
 POLICIES = ("vllm", "chunked")
+MAX_FIRST_TOKEN_STEPS = 20  # far beyond any output path: a fit at this bound absorbs other delays
 # Efficiency fields each scale multiplies.
 COMPUTE_FIELDS = ("gemm_compute", "gemm_fp8_compute", "moe_compute")
 MEMORY_FIELDS = (
@@ -42,6 +43,7 @@ FITTED_PARAMS = (
     "iteration_overhead_s",
     "seq_overhead_s",
     "request_overhead_s",
+    "first_token_steps",
     "compute_scale",
     "memory_scale",
     "attention_scale",
@@ -66,6 +68,11 @@ class BackendProfile:
             (HTTP, tokenization, routing), outside the GPU iterations. `servesim validate`
             adds it to the simulated TTFT of a benchmark row; simulate and search report the
             engine's TTFT without it.
+        first_token_steps: decode steps between a prompt's last prefill iteration and its first
+            token reaching the client, in units of the request's own simulated decode step (its
+            TPOT): an engine that overlaps scheduling with execution returns a step's tokens
+            during the next one, and output processing and streaming add more. Like
+            `request_overhead_s`, only `servesim validate` adds it.
         compute_scale: multiplies the GEMM (bf16 and fp8) and MoE compute efficiencies.
         memory_scale: multiplies the GEMM, MoE and element-wise memory efficiencies (every
             element-wise kernel kind).
@@ -85,6 +92,7 @@ class BackendProfile:
     iteration_overhead_s: float = 2e-3
     seq_overhead_s: float = 10e-6
     request_overhead_s: float = 0.0
+    first_token_steps: float = 0.0
     compute_scale: float = 1.0
     memory_scale: float = 1.0
     attention_scale: float = 1.0
@@ -102,6 +110,12 @@ class BackendProfile:
             require(
                 getattr(self, name) >= 0, f"backend.{name}", getattr(self, name), "seconds >= 0"
             )
+        require(
+            0 <= self.first_token_steps <= MAX_FIRST_TOKEN_STEPS,
+            "backend.first_token_steps",
+            self.first_token_steps,
+            f"decode steps in [0, {MAX_FIRST_TOKEN_STEPS}]",
+        )
         for name in ("compute_scale", "memory_scale", "attention_scale"):
             value = getattr(self, name)
             require(0 < value <= 4, f"backend.{name}", value, "a factor in (0, 4]")

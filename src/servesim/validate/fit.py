@@ -43,7 +43,12 @@ import numpy as np
 
 from servesim.errors import InputError
 from servesim.latency import Efficiency
-from servesim.latency.backends import FITTED_PARAMS, BackendProfile, scale_efficiency
+from servesim.latency.backends import (
+    FITTED_PARAMS,
+    MAX_FIRST_TOKEN_STEPS,
+    BackendProfile,
+    scale_efficiency,
+)
 from servesim.latency.profiles import operator_efficiency, profile_family, silicon_base
 from servesim.validate.predict import predict_row
 from servesim.validate.runner import GpuEfficiencies, RowResult, evaluate_row, ordered_map
@@ -56,7 +61,13 @@ SCALE_PRIOR = 0.05  # a scale of 0.5 or 2 costs as much as 2.4% more mean log er
 SCALES = ("compute_scale", "memory_scale", "attention_scale")
 # What the shared level fits: the kernels, the per-iteration work and the front end. How the
 # benchmark's clients drift (desync) is each engine's own scheduling trait.
-SHARED_PARAMS = ("iteration_overhead_s", "seq_overhead_s", "request_overhead_s", *SCALES)
+SHARED_PARAMS = (
+    "iteration_overhead_s",
+    "seq_overhead_s",
+    "request_overhead_s",
+    "first_token_steps",
+    *SCALES,
+)
 MAX_SHARED_ROWS = 120  # training rows of the shared and GPU fits (a fixed random subset if more)
 MIN_FIT_ROWS = 20
 MIN_FIT_MODELS = 2  # a backend's or GPU's own numbers need rows of two models
@@ -67,6 +78,7 @@ BOUNDS = {
     "iteration_overhead_s": (0.0, 0.05),
     "seq_overhead_s": (0.0, 1e-3),
     "request_overhead_s": (0.0, 1.0),
+    "first_token_steps": (0.0, float(MAX_FIRST_TOKEN_STEPS)),
     # Scales stay where the scaled efficiencies remain physical (<= ~1 of the datasheet peak for
     # the GPU profiles' GEMM ~0.75 and attention ~0.55 fractions, and the roofline's 0.7 / 0.5).
     "compute_scale": (0.2, 1.3),
@@ -78,6 +90,7 @@ ZERO_STEP = {
     "iteration_overhead_s": 1e-4,
     "seq_overhead_s": 1e-6,
     "request_overhead_s": 5e-3,
+    "first_token_steps": 0.25,
     "desync": 0.05,
 }
 

@@ -12,7 +12,8 @@ sends `rounds` requests in all and the mean is taken over every request but the 
 waves forever, while a real server drifts out of step within a round or two (timing jitter,
 uneven batching); so after the burst the clients are spread evenly over one request cycle (the
 k-th request to finish in the first round waits k/C of an estimated cycle before its next
-request). TTFT is the mean plus the backend's front-end `request_overhead_s`.
+request). TTFT is the mean plus the backend's front-end `request_overhead_s` and its
+`first_token_steps` decode steps (each request's own TPOT) between the prefill and the client.
 """
 
 from __future__ import annotations
@@ -206,9 +207,9 @@ def predict_row(
     rec = simulate(deployment, workload, seed=seed, latency_models=models).records
     order = np.argsort(rec.arrival_s, kind="stable")[measured_window(n, row.concurrency, bench)]
     done = order[~np.isnan(rec.finish_s[order])]
-    ttft = rec.first_token_s[done] - rec.arrival_s[done]
     decode_tokens = np.maximum(rec.output_tokens[done] - 1, 1)
     tpot = (rec.finish_s[done] - rec.first_token_s[done]) / decode_tokens
+    ttft = rec.first_token_s[done] - rec.arrival_s[done] + backend.first_token_steps * tpot
     if len(done) == 0:
         return Prediction(math.nan, math.nan, n, 0)
     ttft_s = float(ttft.mean()) + backend.request_overhead_s
