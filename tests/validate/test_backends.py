@@ -145,7 +145,7 @@ def test_the_fit_seed_draws_the_training_subset_reproducibly() -> None:
     cases = list(range(100))
 
     def drawn(seed: int) -> list[int]:
-        return fit._subset(cases, 10, seed)  # type: ignore[arg-type]
+        return fit._subset(cases, 10, seed)
 
     assert drawn(0) == drawn(0) and len(drawn(0)) == 10 and drawn(0) == sorted(drawn(0))
     assert drawn(1) != drawn(0)

@@ -299,7 +299,10 @@ def training_cases(
     return _subset(cases, MAX_FIT_ROWS, seed)
 
 
-def _subset(cases: list[Case], limit: int, seed: int = 0) -> list[Case]:
+T = TypeVar("T")
+
+
+def _subset(cases: list[T], limit: int, seed: int = 0) -> list[T]:
     """At most `limit` of `cases`, a fixed random subset in their order."""
     if len(cases) <= limit:
         return cases
