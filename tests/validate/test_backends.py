@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -126,6 +127,37 @@ def test_fit_never_increases_the_loss() -> None:
         lo, hi = fit.BOUNDS[name]
         assert lo <= getattr(fitted, name) <= hi
     assert fitted.fitted_on and "fixture" in fitted.fitted_on[0]
+
+
+def test_the_front_end_is_solved_exactly_on_its_grid() -> None:
+    """Rows measured at the simulated TTFT plus a front end on the grid give that front end back,
+    with no TTFT error left; a case's TPOT error is the same whatever the front end."""
+    from servesim.validate import fit
+
+    engine = np.array([100.0, 250.0, 40.0, 900.0])
+    tpot = np.array([10.0, 20.0, 5.0, 40.0])
+    overhead_s, steps = float(fit.FRONT_END_GRID_S[40]), 3.25
+    measured = engine + 1e3 * overhead_s + steps * tpot
+    zeros = np.zeros(4)
+    outcomes = fit.Outcomes(engine, tpot, measured, 1.1 * tpot, zeros, zeros)
+    got_s, got_steps, best = outcomes.solve_front_end()
+    assert (got_s, got_steps) == (overhead_s, steps)
+    assert best == pytest.approx(np.log(1.1))  # the TPOT error alone
+    fixed = replace(outcomes, request_overhead_s=zeros + got_s, first_token_steps=zeros + steps)
+    assert fixed.mean_loss() == pytest.approx(best)
+    assert outcomes.mean_loss() > best  # without the front end, TTFT is under-predicted
+
+
+def test_a_fit_solves_its_front_end_on_every_row_it_is_given() -> None:
+    from servesim.validate import fit
+
+    rows = read_silicon(FIXTURE)
+    cases = [(r, t) for r in rows if (t := classify(r).target) is not None]
+    effs = fit.gpu_efficiencies({t.gpu for _, t in cases}, {})
+    fitted = fit.fit_backend(cases[:2], fit.PRIORS["vllm"], effs, "two", front_end_cases=cases)
+    solved = fit.solve_front_end(cases, fitted, effs)
+    assert (fitted.request_overhead_s, fitted.first_token_steps) == solved[:2]
+    assert f"front end on {len(cases)} rows" in fitted.fitted_on[0]
 
 
 def test_leave_one_model_out_keeps_priors_when_data_is_scarce() -> None:

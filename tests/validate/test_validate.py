@@ -110,6 +110,11 @@ def test_first_token_steps_add_the_rows_own_decode_steps_to_ttft() -> None:
     pred = predict_row(row, target, plain.with_params(first_token_steps=2.5), max_requests=8)
     assert pred.tpot_ms == plain_pred.tpot_ms
     assert pred.ttft_ms == pytest.approx(plain_pred.ttft_ms + 2.5 * plain_pred.tpot_ms, rel=1e-9)
+    # the engine's own TTFT is what the simulation gives, whatever the front end
+    fronted = plain.with_params(first_token_steps=2.5, request_overhead_s=0.03)
+    fronted_pred = predict_row(row, target, fronted, max_requests=8)
+    assert fronted_pred.engine_ttft_ms == plain_pred.engine_ttft_ms == plain_pred.ttft_ms
+    assert fronted_pred.ttft_ms == pytest.approx(pred.ttft_ms + 30.0, rel=1e-9)
 
 
 def test_unsupported_rows_are_listed_with_reasons(capsys: pytest.CaptureFixture[str]) -> None:

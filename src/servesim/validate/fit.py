@@ -8,6 +8,12 @@ unless the rows insist (a backend fitted on few models or GPUs must not carry th
 others). The scheduling policy is the engine's documented default, not fitted. The same numbers
 serve every row of the backend: nothing is tuned per row.
 
+The front end (`FRONT_END`: request_overhead_s and first_token_steps) is not searched: it is added
+to a row's TTFT after the simulation, so for each trial of the other numbers the fit takes the
+front end that is best on a fine grid (`Outcomes.solve_front_end`), and the trial's loss is the
+loss with it. The final front end is solved on every training row of the backend, not only the
+subset the search simulates: it costs one more simulation per row.
+
 The fit has three levels. First one set of `shared` numbers (SHARED_PARAMS: the efficiency
 scales, per-iteration overheads and the front end) is fitted on the training rows of every
 backend together (each row run with its own engine's policy, KV precision and drift), centered
@@ -94,6 +100,12 @@ ZERO_STEP = {
     "desync": 0.05,
 }
 
+# Added to a row's TTFT after its simulation (predict.client_ttft_ms): for any trial of the other
+# numbers, the best front end is found on this grid from one simulation per row, not searched.
+FRONT_END = ("request_overhead_s", "first_token_steps")
+FRONT_END_GRID_S = np.concatenate(([0.0], np.geomspace(1e-3, BOUNDS["request_overhead_s"][1], 101)))
+FRONT_END_GRID_STEPS = np.arange(0.0, MAX_FIRST_TOKEN_STEPS + 0.125, 0.25)
+
 Case = tuple[SiliconRow, Target]
 
 # Where every fit starts: each engine's documented defaults and the roofline's overheads. vLLM V1
@@ -147,21 +159,82 @@ def gpu_efficiencies(gpus: Iterable[str], corrections: Corrections) -> dict[str,
     return out
 
 
-def trimmed_log_error(predicted: float, measured: float) -> float:
-    if not (predicted > 0 and math.isfinite(predicted)):
-        return CAP
-    return min(abs(math.log(predicted / measured)), CAP)
+def capped_log_error(predicted: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    """min(|ln(predicted / measured)|, CAP), and CAP where the prediction is not a positive
+    finite number."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        err = np.abs(np.log(predicted / measured))
+    return np.where(np.isfinite(err) & (predicted > 0), np.minimum(err, CAP), CAP)
 
 
-def case_loss(case: Case, profile: BackendProfile, gpu_eff: Efficiency) -> float:
-    row, target = case
-    try:
-        p = predict_row(row, target, profile, FIT_MAX_REQUESTS, gpu_eff=gpu_eff)
-    except InputError:
-        return math.nan  # cannot run under any profile: not part of the loss
-    return trimmed_log_error(p.tpot_ms, row.measured_tpot_ms) + TTFT_WEIGHT * trimmed_log_error(
-        p.ttft_ms, row.measured_ttft_ms
-    )
+@dataclass(frozen=True, slots=True)
+class Outcomes:
+    """Simulated and measured means (ms) of the cases that ran, and the front end of the profile
+    each ran under."""
+
+    engine_ttft_ms: np.ndarray
+    tpot_ms: np.ndarray
+    measured_ttft_ms: np.ndarray
+    measured_tpot_ms: np.ndarray
+    request_overhead_s: np.ndarray
+    first_token_steps: np.ndarray
+
+    def tpot_error(self) -> np.ndarray:
+        return capped_log_error(self.tpot_ms, self.measured_tpot_ms)
+
+    def mean_loss(self) -> float:
+        """Mean case loss, each case with its own profile's front end (inf when none ran)."""
+        if len(self.tpot_ms) == 0:
+            return math.inf
+        ttft = self.engine_ttft_ms + 1e3 * self.request_overhead_s
+        ttft = ttft + self.first_token_steps * self.tpot_ms
+        errors = self.tpot_error() + TTFT_WEIGHT * capped_log_error(ttft, self.measured_ttft_ms)
+        return float(errors.mean())
+
+    def solve_front_end(self) -> tuple[float, float, float]:
+        """(request_overhead_s, first_token_steps) on the grid FRONT_END_GRID_S x
+        FRONT_END_GRID_STEPS that give the cases the lowest mean loss, and that loss (the first
+        of equal ones: the smallest front end)."""
+        if len(self.tpot_ms) == 0:
+            return 0.0, 0.0, math.inf
+        base = self.engine_ttft_ms[None, :] + 1e3 * FRONT_END_GRID_S[:, None]
+        ttft_error = np.stack(
+            [
+                capped_log_error(base + k * self.tpot_ms, self.measured_ttft_ms).mean(axis=1)
+                for k in FRONT_END_GRID_STEPS
+            ],
+            axis=1,
+        )
+        i, j = np.unravel_index(int(np.argmin(ttft_error)), ttft_error.shape)
+        best = float(self.tpot_error().mean() + TTFT_WEIGHT * ttft_error[i, j])
+        return float(FRONT_END_GRID_S[i]), float(FRONT_END_GRID_STEPS[j]), best
+
+
+def simulate_cases(
+    cases: Sequence[Case], profiles: Sequence[BackendProfile], effs: Sequence[Efficiency]
+) -> Outcomes:
+    """Each case simulated under its profile on its GPU factors; cases that cannot run under any
+    profile are left out. Raises InputError when a profile pushes a factor out of range (the
+    trial is not a candidate)."""
+    for profile, eff in set(zip(profiles, effs, strict=True)):
+        profile.apply(eff)
+    kept = []
+    for (row, target), profile, eff in zip(cases, profiles, effs, strict=True):
+        try:
+            p = predict_row(row, target, profile, FIT_MAX_REQUESTS, gpu_eff=eff)
+        except InputError:
+            continue
+        kept.append(
+            (
+                p.engine_ttft_ms,
+                p.tpot_ms,
+                row.measured_ttft_ms,
+                row.measured_tpot_ms,
+                profile.request_overhead_s,
+                profile.first_token_steps,
+            )
+        )
+    return Outcomes(*np.array(kept, dtype=float).reshape(-1, 6).T)
 
 
 def scale_penalty(
@@ -191,18 +264,6 @@ def shared_params(profile: BackendProfile) -> dict[str, float]:
     return {name: float(getattr(profile, name)) for name in SHARED_PARAMS}
 
 
-def mean_loss(
-    cases: Sequence[Case], profiles: Sequence[BackendProfile], effs: Sequence[Efficiency]
-) -> float:
-    """Mean case loss, each case under its profile on its GPU factors; raises InputError when a
-    profile pushes a factor out of range (the trial is not a candidate), inf when no case runs."""
-    for profile, eff in set(zip(profiles, effs, strict=True)):
-        profile.apply(eff)
-    values = [case_loss(c, p, e) for c, p, e in zip(cases, profiles, effs, strict=True)]
-    kept = [v for v in values if not math.isnan(v)]
-    return float(np.mean(kept)) if kept else math.inf
-
-
 def loss(
     cases: Sequence[Case],
     profile: BackendProfile,
@@ -210,10 +271,22 @@ def loss(
     center: BackendProfile | None = None,
     settings: Settings | None = None,
 ) -> float:
-    """A backend (or, with `settings`, shared) fit's objective on `cases`."""
+    """A backend (or, with `settings`, shared) fit's objective on `cases`, with its front end
+    solved (`profile`'s own request_overhead_s and first_token_steps do not count)."""
+    return solve_front_end(cases, profile, effs, settings)[2] + scale_penalty(profile, center)
+
+
+def solve_front_end(
+    cases: Sequence[Case],
+    profile: BackendProfile,
+    effs: GpuEfficiencies,
+    settings: Settings | None = None,
+) -> tuple[float, float, float]:
+    """The front end (request_overhead_s, first_token_steps) that suits `profile`'s other
+    numbers best on `cases`, and the mean case loss with it."""
     profiles = [case_profile(row, profile, settings) for row, _ in cases]
-    gpu_effs = [effs[target.gpu] for _, target in cases]
-    return mean_loss(cases, profiles, gpu_effs) + scale_penalty(profile, center)
+    outcomes = simulate_cases(cases, profiles, [effs[target.gpu] for _, target in cases])
+    return outcomes.solve_front_end()
 
 
 def gpu_loss(cases: Sequence[Case], scales: GpuScales, backends: Settings) -> float:
@@ -221,7 +294,8 @@ def gpu_loss(cases: Sequence[Case], scales: GpuScales, backends: Settings) -> fl
     times `scales`."""
     effs = gpu_efficiencies({target.gpu for _, target in cases}, {scales.family: scales})
     profiles = [backends[row.backend] for row, _ in cases]
-    return mean_loss(cases, profiles, [effs[t.gpu] for _, t in cases]) + scale_penalty(scales)
+    outcomes = simulate_cases(cases, profiles, [effs[t.gpu] for _, t in cases])
+    return outcomes.mean_loss() + scale_penalty(scales)
 
 
 def _candidates(name: str, value: float, step: float) -> list[float]:
@@ -268,16 +342,25 @@ def fit_backend(
     fitted_on: str = "",
     center: BackendProfile | None = None,
     settings: Settings | None = None,
+    front_end_cases: Sequence[Case] | None = None,
 ) -> BackendProfile:
-    """Coordinate search over FITTED_PARAMS from `prior` (whose policy stays), the scales
-    penalized by their distance from `center`'s (default 1), each case on its GPU's `effs`;
-    returns the best profile found. With `settings`, each case runs under its own backend's
-    settings and only SHARED_PARAMS are fitted (a shared fit)."""
+    """Coordinate search over FITTED_PARAMS but the FRONT_END from `prior` (whose policy stays),
+    the scales penalized by their distance from `center`'s (default 1), each case on its GPU's
+    `effs`, each trial's front end solved; then the best profile's front end is solved on
+    `front_end_cases` (default `cases`: it costs one simulation per row, so a fit can afford all
+    its training rows). With `settings`, each case runs under its own backend's settings and
+    only SHARED_PARAMS are fitted (a shared fit)."""
     names = SHARED_PARAMS if settings is not None else FITTED_PARAMS
+    searched = [name for name in names if name not in FRONT_END]
     best, best_loss = coordinate_search(
-        prior, names, lambda trial: loss(cases, trial, effs, center, settings)
+        prior, searched, lambda trial: loss(cases, trial, effs, center, settings)
     )
+    solve_on = cases if front_end_cases is None else front_end_cases
+    overhead_s, steps, _ = solve_front_end(solve_on, best, effs, settings)
+    best = best.with_params(request_overhead_s=overhead_s, first_token_steps=steps)
     note = f"{fitted_on}; {len(cases)} rows; loss {best_loss:.4f}" if fitted_on else ""
+    if note and len(solve_on) != len(cases):
+        note += f"; front end on {len(solve_on)} rows"
     return best.with_params(fitted_on=(note,) if note else ())  # type: ignore[arg-type]
 
 
@@ -291,12 +374,18 @@ def supported_cases(rows: Sequence[SiliconRow], exclude_model: str | None) -> li
     return cases
 
 
+def backend_cases(
+    rows: Sequence[SiliconRow], backend: str, exclude_model: str | None
+) -> list[Case]:
+    """Supported rows of `backend`, minus those of `exclude_model`."""
+    return [c for c in supported_cases(rows, exclude_model) if c[0].backend == backend]
+
+
 def training_cases(
     rows: Sequence[SiliconRow], backend: str, exclude_model: str | None, seed: int = 0
 ) -> list[Case]:
-    """Supported rows of `backend`, minus those of `exclude_model`, at most MAX_FIT_ROWS of them."""
-    cases = [c for c in supported_cases(rows, exclude_model) if c[0].backend == backend]
-    return _subset(cases, MAX_FIT_ROWS, seed)
+    """`backend_cases`, at most MAX_FIT_ROWS of them (a fixed random subset)."""
+    return _subset(backend_cases(rows, backend, exclude_model), MAX_FIT_ROWS, seed)
 
 
 T = TypeVar("T")
@@ -406,7 +495,8 @@ def run_fit(
         what = "shared numbers" if shared is not None else "prior"
         return prior.with_params(fitted_on=(f"{what} ({why})",))  # type: ignore[arg-type]
     what = f"silicon rows of {job.backend}" + _without(job.exclude_model)
-    return fit_backend(cases, prior, effs, what, center=shared)
+    every = backend_cases(rows, job.backend, job.exclude_model)
+    return fit_backend(cases, prior, effs, what, center=shared, front_end_cases=every)
 
 
 @dataclass(frozen=True, slots=True)

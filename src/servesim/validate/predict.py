@@ -82,12 +82,21 @@ class StaggeredClosedLoop(ClosedLoopWorkload):
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    """Simulated means of one row, in milliseconds, over `num_measured` steady-state requests."""
+    """Simulated means of one row, in milliseconds, over `num_measured` steady-state requests:
+    `ttft_ms` as the client sees it, `engine_ttft_ms` from arrival at the engine to its first
+    token (without the backend's front end and first-token steps)."""
 
     ttft_ms: float
     tpot_ms: float
     num_requests: int
     num_measured: int
+    engine_ttft_ms: float = math.nan
+
+
+def client_ttft_ms(engine_ttft_ms: float, tpot_ms: float, backend: BackendProfile) -> float:
+    """A mean TTFT as the benchmark's client sees it: the engine's plus the backend's front end
+    and its first-token steps (each request's own TPOT; their mean is the mean TPOT's)."""
+    return engine_ttft_ms + 1e3 * backend.request_overhead_s + backend.first_token_steps * tpot_ms
 
 
 def num_requests_for(
@@ -207,10 +216,10 @@ def predict_row(
     rec = simulate(deployment, workload, seed=seed, latency_models=models).records
     order = np.argsort(rec.arrival_s, kind="stable")[measured_window(n, row.concurrency, bench)]
     done = order[~np.isnan(rec.finish_s[order])]
-    decode_tokens = np.maximum(rec.output_tokens[done] - 1, 1)
-    tpot = (rec.finish_s[done] - rec.first_token_s[done]) / decode_tokens
-    ttft = rec.first_token_s[done] - rec.arrival_s[done] + backend.first_token_steps * tpot
     if len(done) == 0:
         return Prediction(math.nan, math.nan, n, 0)
-    ttft_s = float(ttft.mean()) + backend.request_overhead_s
-    return Prediction(1e3 * ttft_s, 1e3 * float(tpot.mean()), n, len(done))
+    decode_tokens = np.maximum(rec.output_tokens[done] - 1, 1)
+    tpot_ms = 1e3 * float(((rec.finish_s[done] - rec.first_token_s[done]) / decode_tokens).mean())
+    engine_ttft_ms = 1e3 * float((rec.first_token_s[done] - rec.arrival_s[done]).mean())
+    ttft_ms = client_ttft_ms(engine_ttft_ms, tpot_ms, backend)
+    return Prediction(ttft_ms, tpot_ms, n, len(done), engine_ttft_ms)
