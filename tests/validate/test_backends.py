@@ -157,6 +157,7 @@ def test_a_fit_solves_its_front_end_on_every_row_it_is_given() -> None:
     fitted = fit.fit_backend(cases[:2], fit.PRIORS["vllm"], effs, "two", front_end_cases=cases)
     solved = fit.solve_front_end(cases, fitted, effs)
     assert (fitted.request_overhead_s, fitted.first_token_steps) == solved[:2]
+    assert fit.solve_front_end(cases[:2], fitted, effs)[:2] != solved[:2]  # the rows tell apart
     assert f"front end on {len(cases)} rows" in fitted.fitted_on[0]
 
 
