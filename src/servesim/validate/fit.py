@@ -56,7 +56,7 @@ from servesim.latency.backends import (
     scale_efficiency,
 )
 from servesim.latency.profiles import operator_efficiency, profile_family, silicon_base
-from servesim.validate.predict import predict_row
+from servesim.validate.predict import Number, client_ttft_ms, predict_row
 from servesim.validate.runner import GpuEfficiencies, RowResult, evaluate_row, ordered_map
 from servesim.validate.silicon import SiliconRow
 from servesim.validate.support import Target, classify
@@ -159,7 +159,7 @@ def gpu_efficiencies(gpus: Iterable[str], corrections: Corrections) -> dict[str,
     return out
 
 
-def capped_log_error(predicted: np.ndarray, measured: np.ndarray) -> np.ndarray:
+def capped_log_error(predicted: Number, measured: Number) -> np.ndarray:
     """min(|ln(predicted / measured)|, CAP), and CAP where the prediction is not a positive
     finite number."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -186,8 +186,9 @@ class Outcomes:
         """Mean case loss, each case with its own profile's front end (inf when none ran)."""
         if len(self.tpot_ms) == 0:
             return math.inf
-        ttft = self.engine_ttft_ms + 1e3 * self.request_overhead_s
-        ttft = ttft + self.first_token_steps * self.tpot_ms
+        ttft = client_ttft_ms(
+            self.engine_ttft_ms, self.tpot_ms, self.request_overhead_s, self.first_token_steps
+        )
         errors = self.tpot_error() + TTFT_WEIGHT * capped_log_error(ttft, self.measured_ttft_ms)
         return float(errors.mean())
 
@@ -197,11 +198,14 @@ class Outcomes:
         of equal ones: the smallest front end)."""
         if len(self.tpot_ms) == 0:
             return 0.0, 0.0, math.inf
-        base = self.engine_ttft_ms[None, :] + 1e3 * FRONT_END_GRID_S[:, None]
+        overheads_s = FRONT_END_GRID_S[:, None]  # rows of the grid; columns: the cases
         ttft_error = np.stack(
             [
-                capped_log_error(base + k * self.tpot_ms, self.measured_ttft_ms).mean(axis=1)
-                for k in FRONT_END_GRID_STEPS
+                capped_log_error(
+                    client_ttft_ms(self.engine_ttft_ms, self.tpot_ms, overheads_s, steps),
+                    self.measured_ttft_ms,
+                ).mean(axis=1)
+                for steps in FRONT_END_GRID_STEPS
             ],
             axis=1,
         )

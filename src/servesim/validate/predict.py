@@ -93,10 +93,16 @@ class Prediction:
     engine_ttft_ms: float = math.nan
 
 
-def client_ttft_ms(engine_ttft_ms: float, tpot_ms: float, backend: BackendProfile) -> float:
-    """A mean TTFT as the benchmark's client sees it: the engine's plus the backend's front end
-    and its first-token steps (each request's own TPOT; their mean is the mean TPOT's)."""
-    return engine_ttft_ms + 1e3 * backend.request_overhead_s + backend.first_token_steps * tpot_ms
+Number = float | np.ndarray
+
+
+def client_ttft_ms(
+    engine_ttft_ms: Number, tpot_ms: Number, request_overhead_s: Number, first_token_steps: Number
+) -> Number:
+    """A mean TTFT as the benchmark's client sees it: the engine's plus a backend's front end and
+    its first-token steps (each request's own TPOT; their mean is the mean TPOT's). Numbers or
+    arrays that broadcast together."""
+    return engine_ttft_ms + 1e3 * request_overhead_s + first_token_steps * tpot_ms
 
 
 def num_requests_for(
@@ -221,5 +227,9 @@ def predict_row(
     decode_tokens = np.maximum(rec.output_tokens[done] - 1, 1)
     tpot_ms = 1e3 * float(((rec.finish_s[done] - rec.first_token_s[done]) / decode_tokens).mean())
     engine_ttft_ms = 1e3 * float((rec.first_token_s[done] - rec.arrival_s[done]).mean())
-    ttft_ms = client_ttft_ms(engine_ttft_ms, tpot_ms, backend)
+    ttft_ms = float(
+        client_ttft_ms(
+            engine_ttft_ms, tpot_ms, backend.request_overhead_s, backend.first_token_steps
+        )
+    )
     return Prediction(ttft_ms, tpot_ms, n, len(done), engine_ttft_ms)
