@@ -218,6 +218,58 @@ def test_measured_window_and_request_count() -> None:
         Benchmark(rounds=0)
 
 
+def test_a_rows_harness_sets_what_is_simulated_and_measured() -> None:
+    """read_silicon gives every row the harness it is told; predict_row sends (warm-up +
+    rounds) requests per client and measures the rounds only. Leaving the burst round out as
+    warm-up lowers the mean TTFT (its C prompts queue behind each other); TPOT stays close."""
+    warm = Benchmark(rounds=4, warmup_rounds=1)
+    rows = read_silicon(FIXTURE, warm)
+    assert {r.bench for r in rows} == {warm}
+    assert {r.bench for r in read_silicon(FIXTURE)} == {Benchmark()}
+    row = next(r for r in rows if r.id == "hand_c1")
+    row = replace(row, concurrency=8, agg=replace(row.agg, batch_size=8))  # type: ignore[type-var]
+    target = classify(row).target
+    assert target is not None
+    backend = BackendProfile("x", policy="vllm", desync=1.0)
+    warm_pred = predict_row(row, target, backend)
+    assert (warm_pred.num_requests, warm_pred.num_measured) == (40, 32)
+    cold_pred = predict_row(replace(row, bench=Benchmark(rounds=5)), target, backend)
+    assert (cold_pred.num_requests, cold_pred.num_measured) == (40, 40)
+    assert warm_pred.ttft_ms < 0.8 * cold_pred.ttft_ms
+    assert warm_pred.tpot_ms == pytest.approx(cold_pred.tpot_ms, rel=0.1)
+
+
+def test_the_harness_options_reach_the_report(capsys: pytest.CaptureFixture[str]) -> None:
+    default = run_json(capsys, "--max-requests", "64")
+    assert default["benchmark"] == {"rounds": 10, "warmup_rounds": 0}
+    warm = run_json(capsys, "--rounds", "4", "--warmup-rounds", "1")
+    assert warm["benchmark"] == {"rounds": 4, "warmup_rounds": 1}
+    by_id = {r["id"]: r for r in warm["rows"]}
+    assert by_id["hand_c1"]["predicted_ttft_ms"] is not None
+    assert run_app(["validate", str(FIXTURE), "--rounds", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "rounds=0" in err and ">= 1" in err and "Traceback" not in err
+    assert run_app(["validate", str(FIXTURE), "--warmup-rounds", "-1"]) == 2
+    assert "warmup_rounds=-1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "named"),
+    [
+        ("--workers", "0", "workers=0"),
+        ("--max-requests", "0", "max-requests=0"),
+        ("--fit-seed", "-1", "fit-seed=-1"),
+        ("--rounds", "-3", "rounds=-3"),
+    ],
+)
+def test_a_bad_number_is_one_line_naming_option_and_value(
+    capsys: pytest.CaptureFixture[str], option: str, value: str, named: str
+) -> None:
+    assert run_app(["validate", str(FIXTURE), option, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert named in err and "invalid" in err and len(err.splitlines()) == 1
+
+
 def test_stagger_spreads_the_first_finishers_over_the_cycle() -> None:
     from servesim.workload import Fixed
 

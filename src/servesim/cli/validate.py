@@ -12,11 +12,11 @@ from rich.table import Table
 
 from servesim.cli.app import app
 from servesim.cli.common import print_json
-from servesim.errors import InputError
+from servesim.errors import InputError, require
 from servesim.latency.backends import BACKEND_NAMES, BackendProfile, load_backend
 from servesim.validate.fit import Fit
 from servesim.validate.runner import RowResult, evaluate, shipped_backends
-from servesim.validate.silicon import read_silicon
+from servesim.validate.silicon import DEFAULT_BENCHMARK, Benchmark, read_silicon
 from servesim.validate.stats import (
     DEFAULT_GROUP_BY,
     GroupStats,
@@ -40,6 +40,9 @@ Examples:
   servesim validate silicon.csv --holdout model --fit-seed 1   # other training rows drawn
 
   servesim validate silicon.csv --save-profiles fitted/ --workers 2   # fit and write profiles
+
+  servesim validate my_runs.csv --rounds 50 --warmup-rounds 2   # rows measured by aiperf with
+  --num-requests 50*C --warmup-request-count 2*C
 """
 
 Opt = typer.Option
@@ -61,10 +64,19 @@ def validate(
         ",".join(DEFAULT_GROUP_BY),
         help="Fields that form a group: system, model, catalog_model, backend, mode, precision.",
     ),
+    rounds: int = Opt(
+        DEFAULT_BENCHMARK.rounds,
+        help="Measured requests per client: the harness's request count divided by C (the "
+        "rows do not record it; the default is aiconfigurator's assumption). Fits use it too.",
+    ),
+    warmup_rounds: int = Opt(
+        DEFAULT_BENCHMARK.warmup_rounds,
+        help="Warm-up requests per client, sent before the measured ones and left out of the "
+        "means.",
+    ),
     max_requests: int | None = Opt(
         None,
-        min=1,
-        help="At most this many requests per row (default: the benchmark's 10 per client).",
+        help="At most this many requests per row (default: (warm-up + rounds) per client).",
     ),
     holdout: str | None = Opt(
         None,
@@ -79,17 +91,20 @@ def validate(
     ),
     fit_seed: int = Opt(
         0,
-        min=0,
         help="Seed of the random subsets of training rows the refits draw (--holdout, "
         "--save-profiles); vary it to see how much the errors depend on the rows drawn.",
     ),
-    workers: int = Opt(1, min=1, help="Worker processes."),
+    workers: int = Opt(1, help="Worker processes."),
     rows_shown: bool = Opt(True, "--rows/--no-rows", help="Print the per-row table."),
     as_json: bool = Opt(False, "--json", help="Print one JSON object."),
     quiet: bool = Opt(False, "--quiet", help="No progress bar."),
 ) -> None:
     keys = parse_group_by(group_by)
-    rows = read_silicon(file)
+    require(max_requests is None or max_requests >= 1, "max-requests", max_requests, ">= 1")
+    require(fit_seed >= 0, "fit-seed", fit_seed, ">= 0")
+    require(workers >= 1, "workers", workers, ">= 1")
+    bench = Benchmark(rounds, warmup_rounds)
+    rows = read_silicon(file, bench)
     if holdout not in (None, "model"):
         raise InputError("holdout", holdout, "model")
     if holdout and backend:
@@ -110,11 +125,10 @@ def validate(
     )
     groups = group_stats(results, keys)
     if as_json:
-        print_json(
-            report_json(results, groups, keys, holdout, fitted.summary() if fitted else None)
-        )
+        fits = fitted.summary() if fitted else None
+        print_json(report_json(results, groups, keys, holdout, fits, bench))
     else:
-        print_report(results, groups, keys, rows_shown)
+        print_report(results, groups, keys, rows_shown, bench)
 
 
 def _fit_and_save(rows: list[Any], folder: Path, workers: int, quiet: bool, seed: int) -> Fit:
@@ -206,14 +220,16 @@ def report_json(
     keys: tuple[str, ...],
     holdout: str | None = None,
     fits: list[dict[str, Any]] | None = None,
+    bench: Benchmark = DEFAULT_BENCHMARK,
 ) -> dict[str, Any]:
     """The report as one JSON object; `fits` (from --holdout or --save-profiles) lists each
-    fit's GPU scales and backend numbers."""
+    fit's GPU scales and backend numbers, `benchmark` the harness the rows were simulated as."""
     overall = overall_stats(results)
     return {
         "num_rows": len(results),
         "num_supported": sum(r.supported for r in results),
         "holdout": holdout,
+        "benchmark": {"rounds": bench.rounds, "warmup_rounds": bench.warmup_rounds},
         "group_by": list(keys),
         "overall": _group_json(overall, ()) if overall else None,
         "groups": [_group_json(g, keys) for g in groups],
@@ -230,7 +246,11 @@ def _pct(value: float) -> str:
 
 
 def print_report(
-    results: list[RowResult], groups: list[GroupStats], keys: tuple[str, ...], show_rows: bool
+    results: list[RowResult],
+    groups: list[GroupStats],
+    keys: tuple[str, ...],
+    show_rows: bool,
+    bench: Benchmark = DEFAULT_BENCHMARK,
 ) -> None:
     console = Console()
     if show_rows:
@@ -290,7 +310,8 @@ def print_report(
     unsupported = unsupported_counts(results)
     num_unsupported = sum(n for _, n in unsupported)
     console.print(
-        f"{len(results) - num_unsupported} of {len(results)} rows simulated; "
+        f"{len(results) - num_unsupported} of {len(results)} rows simulated "
+        f"({bench.warmup_rounds} warm-up and {bench.rounds} measured requests per client); "
         f"{num_unsupported} unsupported:",
         highlight=False,
     )

@@ -5,9 +5,10 @@ The deployment mirrors the row: aggregated rows are one group of identical coloc
 The serving engine's differences (scheduling policy, chunk budget, overheads, kernel
 efficiencies, fp8 KV cache) come from its `BackendProfile`.
 
-The harness is modelled as aiconfigurator's benchmarks run it (`Benchmark`): all C clients send
-their first request at time 0 (a burst: the first C prompts queue behind each other), each client
-sends `rounds` requests in all and the mean is taken over every request but the first
+The harness is the row's `bench` (`silicon.Benchmark`; by default aiconfigurator's assumption,
+`servesim validate --rounds/--warmup-rounds` to change it): all C clients send their first
+request at time 0 (a burst: the first C prompts queue behind each other), each client sends
+`warmup_rounds + rounds` requests in all and the mean is taken over every request but the first
 `warmup_rounds` per client. Fixed lengths would keep a deterministic simulation in lock-step
 waves forever, while a real server drifts out of step within a round or two (timing jitter,
 uneven batching); so after the burst the clients are spread evenly over one request cycle (the
@@ -25,43 +26,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from servesim.engine import Deployment, InstanceGroup, simulate
-from servesim.errors import require
 from servesim.latency import Efficiency, build_roofline, resolve_efficiency
 from servesim.latency.backends import BackendProfile
 from servesim.latency.base import LatencyModel
 from servesim.specs import ModelSpec, make_cluster
 from servesim.specs.cluster import ClusterSpec
 from servesim.specs.parallel import ParallelSpec, check_parallel
-from servesim.validate.silicon import Side, SiliconRow
+from servesim.validate.silicon import DEFAULT_BENCHMARK, Benchmark, Side, SiliconRow
 from servesim.validate.support import Target, expert_parallel
 from servesim.workload import ClosedLoopWorkload, Fixed
-
-
-@dataclass(frozen=True, slots=True)
-class Benchmark:
-    """How the measuring harness drove the server (aiconfigurator's TRT-LLM agg model assumes 10
-    requests per client with the first round measured; its aiperf template sends 50 per client
-    after 2 per client of warm-up).
-
-    Attributes:
-        rounds: requests each client sends after the warm-up (all measured).
-        warmup_rounds: requests per client sent first and left out of the means.
-    """
-
-    rounds: int = 10
-    warmup_rounds: int = 0
-
-    def __post_init__(self) -> None:
-        require(self.rounds >= 1, "benchmark.rounds", self.rounds, "an integer >= 1")
-        require(
-            self.warmup_rounds >= 0,
-            "benchmark.warmup_rounds",
-            self.warmup_rounds,
-            "an integer >= 0",
-        )
-
-
-DEFAULT_BENCHMARK = Benchmark()
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,12 +183,12 @@ def predict_row(
     backend: BackendProfile,
     max_requests: int | None = None,
     seed: int = 0,
-    bench: Benchmark = DEFAULT_BENCHMARK,
     gpu_eff: Efficiency | None = None,
 ) -> Prediction:
-    """Simulate `row` under `backend` (on `gpu_eff`, by default the GPU's shipped profile);
-    raises InputError when the deployment cannot run."""
+    """Simulate `row` as its harness (`row.bench`) drove it, under `backend` (on `gpu_eff`, by
+    default the GPU's shipped profile); raises InputError when the deployment cannot run."""
     deployment, models = build_row(row, target, backend, gpu_eff)
+    bench = row.bench
     n = num_requests_for(row.concurrency, max_requests, bench)
     cycle_s = backend.desync * cycle_estimate_s(row, models) if backend.desync else 0.0
     workload = StaggeredClosedLoop(row.concurrency, Fixed(row.isl, row.osl), n, cycle_s=cycle_s)

@@ -15,7 +15,7 @@ import re
 from dataclasses import astuple, dataclass, replace
 from pathlib import Path
 
-from servesim.errors import InputError
+from servesim.errors import InputError, require
 
 MODES = ("agg", "disagg")
 REQUIRED_COLUMNS = (
@@ -45,6 +45,35 @@ _CONCURRENCY = re.compile(r"silicon_concurrency=(\d+)")
 # Decimals (of a ms) to which two rows' TTFT and TPOT must agree to be one measurement: the
 # coarsest a source file of the shared sample exports.
 MEASURED_DECIMALS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Benchmark:
+    """How the measuring harness drove the server: each of the C clients sends `warmup_rounds`
+    requests, then `rounds` more, each after its previous one finished, and the means cover the
+    latter. The default is aiconfigurator's modelling assumption (its TRT-LLM agg model assumes
+    10 requests per client, the first round measured); its aiperf template sends 50 per client
+    after 2 per client of warm-up (`servesim validate --rounds 50 --warmup-rounds 2`).
+
+    Attributes:
+        rounds: requests each client sends after the warm-up (all measured).
+        warmup_rounds: requests per client sent first and left out of the means.
+    """
+
+    rounds: int = 10
+    warmup_rounds: int = 0
+
+    def __post_init__(self) -> None:
+        require(self.rounds >= 1, "benchmark.rounds", self.rounds, "an integer >= 1")
+        require(
+            self.warmup_rounds >= 0,
+            "benchmark.warmup_rounds",
+            self.warmup_rounds,
+            "an integer >= 0",
+        )
+
+
+DEFAULT_BENCHMARK = Benchmark()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +122,7 @@ class SiliconRow:
     decode: Side | None = None
     duplicate_of: str | None = None  # id of an earlier row with the same setup and results
     relabel_of: str | None = None  # id of the row with the same results on the fewest GPUs
+    bench: Benchmark = DEFAULT_BENCHMARK  # how the harness drove it (the file does not say)
 
     @property
     def sides(self) -> tuple[Side, ...]:
@@ -223,8 +253,9 @@ def parse_row(record: dict[str, str | None], where: str, line: int) -> SiliconRo
     )
 
 
-def read_silicon(path: str | Path) -> list[SiliconRow]:
-    """All rows of a silicon CSV file (line numbers count the header as line 1)."""
+def read_silicon(path: str | Path, bench: Benchmark = DEFAULT_BENCHMARK) -> list[SiliconRow]:
+    """All rows of a silicon CSV file (line numbers count the header as line 1), each measured
+    by the harness `bench` (the format does not record it)."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -239,7 +270,7 @@ def read_silicon(path: str | Path) -> list[SiliconRow]:
     rows = []
     for record in reader:
         line = reader.line_num
-        rows.append(parse_row(record, f"{path}: line {line}", line))
+        rows.append(replace(parse_row(record, f"{path}: line {line}", line), bench=bench))
     return mark_duplicates(rows)
 
 
