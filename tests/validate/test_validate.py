@@ -14,7 +14,6 @@ from servesim.errors import InputError
 from servesim.latency.backends import BackendProfile, save_backend
 from servesim.latency.base import prefill_attn_pairs
 from servesim.validate.predict import (
-    Benchmark,
     StaggeredClosedLoop,
     build_row,
     measured_window,
@@ -22,7 +21,7 @@ from servesim.validate.predict import (
     predict_row,
     row_model,
 )
-from servesim.validate.silicon import read_silicon
+from servesim.validate.silicon import Benchmark, read_silicon
 from servesim.validate.support import (
     DUPLICATE_REASON,
     INT4_ON_BLACKWELL_REASON,

@@ -188,12 +188,11 @@ def predict_row(
     """Simulate `row` as its harness (`row.bench`) drove it, under `backend` (on `gpu_eff`, by
     default the GPU's shipped profile); raises InputError when the deployment cannot run."""
     deployment, models = build_row(row, target, backend, gpu_eff)
-    bench = row.bench
-    n = num_requests_for(row.concurrency, max_requests, bench)
+    n = num_requests_for(row.concurrency, max_requests, row.bench)
     cycle_s = backend.desync * cycle_estimate_s(row, models) if backend.desync else 0.0
     workload = StaggeredClosedLoop(row.concurrency, Fixed(row.isl, row.osl), n, cycle_s=cycle_s)
     rec = simulate(deployment, workload, seed=seed, latency_models=models).records
-    order = np.argsort(rec.arrival_s, kind="stable")[measured_window(n, row.concurrency, bench)]
+    order = np.argsort(rec.arrival_s, kind="stable")[measured_window(n, row.concurrency, row.bench)]
     done = order[~np.isnan(rec.finish_s[order])]
     if len(done) == 0:
         return Prediction(math.nan, math.nan, n, 0)
